@@ -1,0 +1,62 @@
+"""The engine interface: synthesize one chunk of text into audio."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A reference voice, normalised to mono WAV bytes; ``digest`` names it everywhere."""
+
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class SynthesisInput:
+    text: str
+    """The chunk text, already written in the model's speaker format."""
+    voices: Mapping[int, Voice] = field(default_factory=dict)
+    """Speaker number (1-based) -> reference voice; empty for the model's own voice."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Voice settings after the model's defaults were applied."""
+    job_id: str = ""
+    index: int = 0
+
+
+class Engine(ABC):
+    """One per model per process; loads its model once."""
+
+    @abstractmethod
+    def synthesize(self, item: SynthesisInput) -> Audio: ...
+
+    def warm_up(self) -> None:
+        """Pay the model load before the first real chunk."""
+
+    def cancel(self, job_id: str) -> None:
+        """Stop work for ``job_id`` if this engine is running it (best effort)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,106 @@
+"""Model files: ``workflows/<name>.toml`` say which engine runs a model and how.
+
+A model file names its engine, its workflow (ComfyUI models), its audio format and
+chunk size, which job parameters it binds, and its defaults. Adding a model is
+adding files to the workflows folder; no code changes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ModelError
+
+#: Job parameters that carry content rather than a setting.
+CONTENT_PARAMS = frozenset({"text", "voice"})
+
+
+class Binding(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: str
+    """A node's ``_meta.title``, else a class_type that is unique in the workflow."""
+    input: str
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    engine: str
+    workflow: str | None = None
+    sample_rate: int = Field(24000, ge=8000, le=192000)
+    speakers: int = Field(1, ge=1, le=16)
+    voice_cloning: bool = False
+    speaker_format: str = "{text}"
+    max_chunk_chars: int = Field(1200, ge=20, le=100_000)
+    min_chunk_chars: int = Field(0, ge=0)
+    languages: tuple[str, ...] = ("en",)
+    parameters: tuple[str, ...] = ()
+    """Settings an engine without bindings understands (the embedded engine)."""
+    bind: dict[str, Binding] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    source: Path | None = None
+
+    @property
+    def supported_parameters(self) -> frozenset[str]:
+        """Voice settings a request may set for this model."""
+        bound = {k for k in self.bind if k not in CONTENT_PARAMS and not k.startswith("voice_")}
+        return frozenset(bound) | frozenset(self.parameters)
+
+    def workflow_path(self) -> Path | None:
+        if self.workflow is None or self.source is None:
+            return None
+        return self.source.parent / self.workflow
+
+
+def load_model_file(path: Path) -> ModelSpec:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ModelError(f"{path.name}: cannot read model file: {exc}") from exc
+    data.setdefault("name", path.stem)
+    try:
+        spec = ModelSpec.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise ModelError(f"{path.name}: {_first_error(exc)}") from exc
+    if spec.name != path.stem:
+        raise ModelError(f"{path.name}: name {spec.name!r} must match the file name")
+    return spec
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}"
+
+
+class ModelRegistry:
+    """The model files of one workflows folder, read once."""
+
+    def __init__(self, specs: dict[str, ModelSpec]) -> None:
+        self._specs = specs
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> ModelRegistry:
+        if not directory.is_dir():
+            raise ModelError(f"workflows folder {directory} does not exist")
+        specs = {p.stem: load_model_file(p) for p in sorted(directory.glob("*.toml"))}
+        return cls(specs)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self._specs.get(name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs

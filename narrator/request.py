@@ -1,0 +1,132 @@
+"""JobRequest: the one input contract for the CLI, ``submit()``, ``send_task`` and RunPod.
+
+Schema checks (types, ranges, unknown fields) live here as a pydantic model; checks
+that need settings or the model registry live in :mod:`narrator.validation`.
+Either way a bad request becomes one :class:`~narrator.errors.InvalidRequest` whose
+message starts with the dotted path of the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InvalidRequest
+
+AudioFormat = Literal["wav", "flac", "mp3", "opus"]
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class VoiceSettings(_Strict):
+    """Synthesis settings. A model rejects any it does not support."""
+
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="0 to 4294967295")
+    temperature: float | None = Field(None, gt=0.0, le=2.0, description="above 0, at most 2")
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="0.5 (slow) to 2.0 (fast)")
+    cfg_scale: float | None = Field(None, ge=1.0, le=10.0, description="1.0 to 10.0")
+    steps: int | None = Field(None, ge=1, le=100, description="1 to 100 diffusion steps")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="above 0, at most 1")
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class OutputSpec(_Strict):
+    format: AudioFormat = "wav"
+    sample_rate: int | None = Field(None, ge=8000, le=48000, description="8000 to 48000 Hz")
+    audio_b64: bool | None = None
+    """Return the audio inline: ``None`` while it fits the size cap, ``False`` never."""
+    url_expires: int | None = Field(None, ge=1, description="presigned URL lifetime, seconds")
+
+
+class JobRequest(_Strict):
+    text: str = Field(min_length=1)
+    model: str | None = Field(None, pattern=MODEL_NAME)
+    voice: str | None = None
+    """A voice: an http(s) URL, base64 audio (WAV, FLAC), or the name of a stored voice."""
+    reference_audio: str | None = None
+    """Seed-era RunPod field: base64 WAV of the voice to clone."""
+    reference_audio_url: str | None = None
+    """Seed-era RunPod field: URL of the voice to clone."""
+    voice_settings: VoiceSettings = VoiceSettings()
+    output: OutputSpec = OutputSpec()
+    timeout: float | None = Field(None, gt=0, le=24 * 3600, description="seconds to wait for the job")
+
+    @field_validator("text")
+    @classmethod
+    def _text_is_speakable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty or only whitespace")
+        bad = _BAD_CHARS.search(value)
+        if bad:
+            raise ValueError(f"text contains a control or surrogate character at offset {bad.start()}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_voice(self) -> JobRequest:
+        given = [n for n in ("voice", "reference_audio", "reference_audio_url") if getattr(self, n)]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of voice, reference_audio, reference_audio_url (got {', '.join(given)})")
+        return self
+
+    def voice_input(self) -> VoiceInput | None:
+        """The one voice this request names, classified."""
+        if self.reference_audio:
+            return VoiceInput(kind="base64", value=self.reference_audio, field="reference_audio")
+        if self.reference_audio_url:
+            return VoiceInput(kind="url", value=self.reference_audio_url, field="reference_audio_url")
+        if not self.voice:
+            return None
+        value = self.voice.strip()
+        if value.lower().startswith(("http://", "https://")) or "://" in value[:16]:
+            return VoiceInput(kind="url", value=value, field="voice")
+        if VOICE_NAME.match(value) and len(value) <= 64:
+            return VoiceInput(kind="name", value=value, field="voice")
+        return VoiceInput(kind="base64", value=value, field="voice")
+
+    @classmethod
+    def parse(cls, data: Any) -> JobRequest:
+        """Validate plain data (a dict from JSON) into a request, or raise InvalidRequest."""
+        if isinstance(data, JobRequest):
+            return data
+        if not isinstance(data, Mapping):
+            raise InvalidRequest(f"a request is a JSON object, not {type(data).__name__}", field="request")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise invalid_from_pydantic(exc) from None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class VoiceInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["base64", "url", "name"]
+    value: str
+    field: str
+
+
+def invalid_from_pydantic(exc: ValidationError) -> InvalidRequest:
+    errors = exc.errors(include_url=False)
+    parts = []
+    first_field = ""
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        first_field = first_field or loc
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return InvalidRequest("; ".join(parts) + more, field=first_field)
