@@ -75,7 +75,8 @@ class JobRequest(_Strict):
     def _one_voice(self) -> JobRequest:
         given = [n for n in ("voice", "reference_audio", "reference_audio_url") if getattr(self, n)]
         if len(given) > 1:
-            raise ValueError(f"give at most one of voice, reference_audio, reference_audio_url (got {', '.join(given)})")
+            names = ", ".join(given)
+            raise ValueError(f"give at most one of voice, reference_audio, reference_audio_url (got {names})")
         return self
 
     def voice_input(self) -> VoiceInput | None:

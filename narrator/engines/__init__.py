@@ -9,7 +9,7 @@ from ..models import ModelSpec
 from ..settings import Settings
 from .base import Audio, Engine, SynthesisInput, Voice
 
-__all__ = ["Audio", "Engine", "SynthesisInput", "Voice", "get_engine"]
+__all__ = ["Audio", "Engine", "SynthesisInput", "Voice", "get_engine", "running_engines"]
 
 _engines: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
@@ -36,3 +36,9 @@ def _make(spec: ModelSpec, settings: Settings) -> Engine:
 
         return ComfyEngine(spec, settings)
     raise ModelError(f"model {spec.name!r}: unknown engine {spec.engine!r}")
+
+
+def running_engines() -> list[Engine]:
+    """The engines this process has loaded (for cancel and shutdown)."""
+    with _lock:
+        return list(_engines.values())

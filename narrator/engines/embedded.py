@@ -47,7 +47,7 @@ class EmbeddedEngine(Engine):
         with self._lock:
             try:
                 parts = [c.audio_float_array for c in self._voice.synthesize(item.text, syn_config=config)]
-            except Exception as exc:  # noqa: BLE001 - the edge: translate whatever piper raises
+            except Exception as exc:
                 raise EngineFailed(f"chunk {item.index}: embedded synthesis failed: {exc}") from exc
         if not parts:
             raise EngineFailed(f"chunk {item.index}: nothing to say in {item.text[:40]!r}")

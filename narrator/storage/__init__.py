@@ -10,7 +10,7 @@ from ..settings import Settings
 from .base import ObjectStore, check_key
 from .file import FileStore
 
-__all__ = ["ObjectStore", "FileStore", "open_store", "check_key"]
+__all__ = ["FileStore", "ObjectStore", "check_key", "open_store"]
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -1,0 +1,42 @@
+# The two commands of the README: `make speak` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEXT ?= examples/tell-tale-heart.txt
+OUT ?= out.wav
+
+.PHONY: speak test lint bench setup services clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Synthesize the example passage on the embedded CPU engine (no GPU, no services).
+speak: $(STAMP)
+	$(BIN)/narrator speak --file $(TEXT) -o $(OUT)
+
+## Test servers the suite starts itself (redis-server); installed when missing.
+services:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (the tests start their own on a free port)"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check narrator tests bench
+	$(BIN)/mypy
+
+## Everything CI runs: lint, types, the whole test suite.
+test: $(STAMP) services lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

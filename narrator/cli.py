@@ -1,0 +1,236 @@
+"""The ``narrator`` command: parse, call the library, format. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import jobs
+from .errors import InvalidRequest, NarratorError
+from .logs import setup_logging
+from .progress_bar import ProgressBar
+from .settings import Settings
+
+EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    setup_logging(verbose=args.verbose, json_logs=settings.log_json)
+    try:
+        return int(args.func(args, settings))
+    except InvalidRequest as exc:
+        print(f"narrator: invalid request: {exc}", file=sys.stderr)
+        return 2
+    except NarratorError as exc:
+        print(f"narrator: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="narrator", description="Long text in, one audio file out.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    speak = sub.add_parser("speak", help="synthesize text and write the audio file (waits for the job)")
+    _request_options(speak)
+    speak.add_argument("-o", "--output", type=Path, required=True, help="audio file to write")
+    speak.set_defaults(func=cmd_speak)
+
+    submit = sub.add_parser("submit", help="submit a job to the workers; prints its id")
+    _request_options(submit)
+    submit.add_argument("--wait", action="store_true", help="wait with a progress bar and print the result")
+    submit.add_argument("-o", "--output", type=Path, help="with --wait: also download the audio here")
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="show a job's state and progress as JSON")
+    status.add_argument("job_id")
+    status.set_defaults(func=cmd_status)
+
+    result = sub.add_parser("result", help="download a finished job's audio")
+    result.add_argument("job_id")
+    result.add_argument("-o", "--output", type=Path, required=True, help="audio file to write")
+    result.set_defaults(func=cmd_result)
+
+    cancel = sub.add_parser("cancel", help="cancel a job: revoke its tasks, interrupt running chunks")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=cmd_cancel)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for the cpu or gpu queue")
+    worker.add_argument("--queues", choices=["cpu", "gpu", "all"], default="all")
+    worker.add_argument("--concurrency", type=int, help="processes (default: 1 for gpu, cores for cpu)")
+    worker.set_defaults(func=cmd_worker)
+
+    for register in _plugins():
+        register(sub)
+    return parser
+
+
+def _plugins() -> list[Any]:
+    from . import cli_chunk, cli_models
+
+    return [cli_models.register, cli_chunk.register]
+
+
+def _request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="?", help="the text to speak; '-' reads standard input")
+    p.add_argument("-f", "--file", type=Path, help="read the text from this file ('-' for standard input)")
+    p.add_argument("-m", "--model", help="model name (see `narrator models list`); default NARRATOR_DEFAULT_MODEL")
+    p.add_argument("--voice", help="reference voice: an audio FILE, an http(s) URL, or a stored voice name")
+    p.add_argument("--seed", type=int, help="random seed (models that bind one), 0 to 4294967295")
+    p.add_argument("--speed", type=float, help="speaking rate, 0.5 to 2.0")
+    p.add_argument("--temperature", type=float, help="sampling temperature, above 0 and at most 2")
+    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance (VibeVoice), 1.0 to 10.0")
+    p.add_argument("--steps", type=int, help="diffusion steps (VibeVoice), 1 to 100")
+    p.add_argument("--format", choices=["wav", "flac", "mp3", "opus"], help="default: from the output's extension")
+    p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the model's)")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the job")
+
+
+def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    text = _read_text(args)
+    request: dict[str, Any] = {"text": text}
+    if args.model:
+        request["model"] = args.model
+    if args.voice:
+        request["voice"] = _voice(args.voice)
+    settings = {
+        k: getattr(args, k)
+        for k in ("seed", "speed", "temperature", "cfg_scale", "steps")
+        if getattr(args, k) is not None
+    }
+    if settings:
+        request["voice_settings"] = settings
+    output: dict[str, Any] = {}
+    fmt = args.format or _format_for(getattr(args, "output", None))
+    if fmt:
+        output["format"] = fmt
+    if args.sample_rate:
+        output["sample_rate"] = args.sample_rate
+    if output:
+        request["output"] = output
+    if args.timeout:
+        request["timeout"] = args.timeout
+    return request
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if args.file is not None and args.text is not None:
+        raise InvalidRequest("give the text or --file, not both", field="text")
+    source = args.file if args.file is not None else args.text
+    if source is None:
+        raise InvalidRequest("give the text, '-' for standard input, or --file FILE", field="text")
+    if str(source) == "-":
+        return sys.stdin.read()
+    if args.file is not None:
+        try:
+            return Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"cannot read {args.file}: {exc}", field="file") from exc
+    return str(source)
+
+
+def _voice(value: str) -> str:
+    if value.startswith(("http://", "https://")):
+        return value
+    path = Path(value)
+    if path.is_file():
+        return base64.b64encode(path.read_bytes()).decode()
+    return value  # a stored voice name; validation says if it does not exist
+
+
+def _format_for(output: Path | None) -> str | None:
+    if output is None:
+        return None
+    fmt = EXTENSIONS.get(output.suffix.lower())
+    if fmt is None:
+        raise InvalidRequest(f"cannot tell the format from {output.name!r}; pass --format", field="output")
+    return fmt
+
+
+def _wait(handle: jobs.JobHandle, timeout: float | None) -> Any:
+    bar = ProgressBar(sys.stderr)
+    try:
+        return handle.wait(timeout=timeout, on_progress=bar.update)
+    finally:
+        bar.close()
+
+
+def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
+    handle = jobs.submit(request_from_args(args), settings)
+    result = _wait(handle, args.timeout)
+    _download(handle, args.output)
+    print(
+        f"wrote {args.output} ({result.duration_seconds:.1f} s of audio, {result.chunks} chunks, "
+        f"{result.metrics.execution_time:.1f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    handle = jobs.submit(request_from_args(args), settings)
+    if not args.wait:
+        print(handle.id)
+        return 0
+    result = _wait(handle, args.timeout)
+    if args.output:
+        _download(handle, args.output)
+    print(json.dumps(result.to_json(), indent=2))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    handle = jobs.get(args.job_id, settings)
+    progress = handle.progress()
+    print(json.dumps({**progress.model_dump(exclude={"chunk_keys"}), "state": handle.status()}, indent=2))
+    return 0
+
+
+def cmd_result(args: argparse.Namespace, settings: Settings) -> int:
+    handle = jobs.get(args.job_id, settings)
+    if handle.result() is None:
+        print(f"narrator: job {handle.id} is {handle.status()}, no result yet", file=sys.stderr)
+        return 1
+    _download(handle, args.output)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    jobs.get(args.job_id, settings).cancel()
+    print(f"cancelled {args.job_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from .tasks.worker import app
+
+    queues = {"cpu": ["narrator.cpu"], "gpu": ["narrator.gpu"], "all": ["narrator.cpu", "narrator.gpu"]}[args.queues]
+    concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
+    argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues)]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    app.worker_main(argv)
+    return 0
+
+
+def _download(handle: jobs.JobHandle, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = handle.result()
+    if result is None:
+        raise NarratorError(f"job {handle.id} has no result")
+    handle.store.get_file(result.output_key, path)
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    sys.exit(main())

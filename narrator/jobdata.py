@@ -1,0 +1,175 @@
+"""A job's state in object storage: the layout, the manifest, progress markers.
+
+Storage is the source of truth for a job, so any process that can see the store
+(the CLI, the RunPod handler, another backend) can follow a job, whatever the
+broker. Only keys and small JSON go through the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import JobNotFound, ObjectNotFound
+from .result import JobResult, Progress
+from .storage import ObjectStore
+
+JOB_ID = re.compile(r"^[a-f0-9]{32}$")
+
+
+def normalise_job_id(task_id: str) -> str:
+    """A job id is its entry task's id; other producers may send it with dashes."""
+    job_id = task_id.replace("-", "").lower()
+    if not JOB_ID.match(job_id):
+        raise JobNotFound(f"not a job id: {task_id!r}")
+    return job_id
+
+
+def job_prefix(job_id: str) -> str:
+    if not JOB_ID.match(job_id):
+        raise JobNotFound(f"not a job id: {job_id!r}")
+    return f"jobs/{job_id}/"
+
+
+def manifest_key(job_id: str) -> str:
+    return job_prefix(job_id) + "manifest.json"
+
+
+def request_key(job_id: str) -> str:
+    return job_prefix(job_id) + "request.json"
+
+
+def voice_key(job_id: str, speaker: int) -> str:
+    return job_prefix(job_id) + f"voices/{speaker}.wav"
+
+
+def chunk_key(job_id: str, index: int) -> str:
+    return job_prefix(job_id) + f"chunks/{index:05d}.flac"
+
+
+def done_prefix(job_id: str) -> str:
+    return job_prefix(job_id) + "done/"
+
+
+def done_key(job_id: str, index: int, seconds: float, cached: bool) -> str:
+    # Everything progress needs is in the key, so one LIST reads a whole job's progress.
+    return done_prefix(job_id) + f"{index:05d}-{round(seconds * 1000)}-{'c' if cached else 's'}"
+
+
+def joined_key(job_id: str, fmt: str) -> str:
+    return job_prefix(job_id) + f"work/joined.{fmt}"
+
+
+def output_key(job_id: str, fmt: str) -> str:
+    return job_prefix(job_id) + f"output.{fmt}"
+
+
+def captions_key(job_id: str, ext: str) -> str:
+    return job_prefix(job_id) + f"output.{ext}"
+
+
+def work_captions_key(job_id: str, ext: str) -> str:
+    return job_prefix(job_id) + f"work/captions.{ext}"
+
+
+def result_key(job_id: str) -> str:
+    return job_prefix(job_id) + "result.json"
+
+
+def error_key(job_id: str) -> str:
+    return job_prefix(job_id) + "error.json"
+
+
+def cancel_key(job_id: str) -> str:
+    return job_prefix(job_id) + "cancelled"
+
+
+def cache_key(digest: str) -> str:
+    return f"cache/{digest[:2]}/{digest}.flac"
+
+
+class ChunkEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    text: str
+    """What the engine is given (after normalisation and speaker formatting)."""
+    start: int
+    end: int
+    boundary: str
+    speaker: int = 1
+    pause_ms: int | None = None
+    digest: str
+    """Content hash of everything that decides this chunk's audio."""
+
+
+class Manifest(BaseModel):
+    job_id: str
+    request: dict[str, Any]
+    """The request as admitted, with inline voice data removed."""
+    model: str
+    params: dict[str, Any]
+    voices: dict[int, str] = Field(default_factory=dict)
+    """Speaker -> storage key of its normalised voice."""
+    reference_used: bool = False
+    seed_used: int | None = None
+    text_length: int
+    format: str
+    sample_rate: int
+    chunks: list[ChunkEntry]
+    created_at: float = Field(default_factory=time.time)
+
+
+def put_json(store: ObjectStore, key: str, value: Any) -> None:
+    store.put_bytes(key, json.dumps(value, separators=(",", ":")).encode(), "application/json")
+
+
+def get_json(store: ObjectStore, key: str) -> Any:
+    return json.loads(store.get_bytes(key))
+
+
+def read_manifest(store: ObjectStore, job_id: str) -> Manifest:
+    try:
+        return Manifest.model_validate_json(store.get_bytes(manifest_key(job_id)))
+    except ObjectNotFound:
+        raise JobNotFound(f"job {job_id} has no manifest (not staged yet, or unknown)") from None
+
+
+def read_result(store: ObjectStore, job_id: str) -> JobResult | None:
+    try:
+        return JobResult.model_validate_json(store.get_bytes(result_key(job_id)))
+    except ObjectNotFound:
+        return None
+
+
+def read_progress(store: ObjectStore, job_id: str) -> Progress:
+    """One LIST and at most three small GETs, whatever the job's length."""
+    keys = store.list(job_prefix(job_id))
+    prefix = job_prefix(job_id)
+    names = {k[len(prefix) :] for k in keys}
+    progress = Progress(job_id=job_id)
+    if "manifest.json" in names:
+        progress.state = "SYNTHESIZING"
+        progress.chunks_total = len(read_manifest(store, job_id).chunks)
+    done = sorted(n for n in names if n.startswith("done/"))
+    seen: set[int] = set()
+    for name in done:
+        index, millis, _ = name[len("done/") :].split("-")
+        if int(index) not in seen:
+            seen.add(int(index))
+            progress.audio_seconds += int(millis) / 1000
+    progress.chunks_done = len(seen)
+    if any(n.startswith("work/joined.") for n in names):
+        progress.state = "UPLOADING"
+    if "result.json" in names:
+        progress.state = "SUCCESS"
+    if "cancelled" in names:
+        progress.state = "CANCELLED"
+    if "error.json" in names and progress.state != "SUCCESS":
+        progress.state = "FAILURE"
+        progress.error = str(get_json(store, error_key(job_id)).get("error", "failed"))
+    return progress

@@ -1,0 +1,167 @@
+"""Submit a job and follow it: the Python API for other backends (and the CLI)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from . import jobdata
+from .errors import JobCancelled, JobFailed, JobTimeout, NarratorError, RetryableError
+from .request import JobRequest
+from .result import JobResult, Progress
+from .settings import Settings
+from .storage import ObjectStore, open_store
+from .validation import Admitted, admit
+
+log = logging.getLogger(__name__)
+
+#: Requests larger than this travel through storage, not the broker (SQS caps messages at 256 KB).
+INLINE_REQUEST_BYTES = 64 * 1024
+POLL_SECONDS = 0.2
+
+
+class JobHandle:
+    """A submitted job. Everything it reports comes from storage and the result backend."""
+
+    def __init__(self, job_id: str, settings: Settings, task_id: str | None = None) -> None:
+        self.id = jobdata.normalise_job_id(job_id)
+        self.task_id = task_id or job_id
+        self.settings = settings
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        return open_store(self.settings)
+
+    def progress(self) -> Progress:
+        return jobdata.read_progress(self.store, self.id)
+
+    def status(self) -> str:
+        state = self.progress().state
+        if state in {"SUCCESS", "FAILURE", "CANCELLED"} or self.settings.eager:
+            return state
+        backend_state = self._async_result().state
+        return "FAILURE" if backend_state == "FAILURE" else state
+
+    def result(self) -> JobResult | None:
+        return jobdata.read_result(self.store, self.id)
+
+    def wait(self, timeout: float | None = None, on_progress: Callable[[Progress], None] | None = None) -> JobResult:
+        """Block until the job ends or ``timeout`` seconds pass (JobTimeout)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.settings.job_timeout)
+        last: tuple[int, int, str] | None = None
+        while True:
+            progress = self.progress()
+            key = (progress.chunks_done, progress.chunks_total, progress.state)
+            if on_progress is not None and key != last:
+                on_progress(progress)
+                last = key
+            outcome = self._outcome(progress)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise JobTimeout(f"job {self.id} did not finish within {timeout} s (state {progress.state})")
+            time.sleep(POLL_SECONDS)
+
+    def _outcome(self, progress: Progress) -> JobResult | None:
+        if progress.state == "SUCCESS":
+            result = self.result()
+            if result is not None:
+                return result
+        if progress.state == "CANCELLED":
+            raise JobCancelled(f"job {self.id} was cancelled")
+        if progress.state == "FAILURE":
+            raise JobFailed(f"job {self.id} failed: {progress.error}")
+        if self._thread is not None and not self._thread.is_alive():
+            if self._thread_error is not None:
+                raise JobFailed(f"job {self.id} failed: {self._thread_error}") from self._thread_error
+            result = self.result()
+            if result is None:
+                raise JobFailed(f"job {self.id} ended without a result")
+            return result
+        if not self.settings.eager:
+            self._check_backend()
+        return None
+
+    def _check_backend(self) -> None:
+        from kombu.exceptions import OperationalError
+        from redis.exceptions import RedisError
+
+        try:
+            state = self._async_result().state
+            if state == "FAILURE":
+                raise JobFailed(f"job {self.id} failed: {self._async_result().result}")
+        except (OperationalError, RedisError, OSError) as exc:
+            raise RetryableError(f"result backend unreachable while waiting for job {self.id}: {exc}") from exc
+
+    def cancel(self) -> None:
+        """Stop the job: mark it, revoke its queued tasks, interrupt running chunks."""
+        jobdata.put_json(self.store, jobdata.cancel_key(self.id), {"cancelled_at": time.time()})
+        if self.settings.eager:
+            return
+        from .tasks.control import revoke_job
+
+        revoke_job(self.id, self.task_id, self.store)
+
+    def audio_bytes(self) -> bytes:
+        result = self.result()
+        if result is None:
+            raise JobFailed(f"job {self.id} has no result yet")
+        return self.store.get_bytes(result.output_key)
+
+    def _async_result(self) -> Any:
+        from .tasks import app
+
+        return app.AsyncResult(self.task_id)
+
+
+def submit(request: JobRequest | dict[str, Any], settings: Settings | None = None) -> JobHandle:
+    """Validate ``request`` (raising InvalidRequest before anything is queued) and start it."""
+    settings = settings or Settings.from_env()
+    from .tasks import configure, runtime
+
+    app = configure(settings)
+    admitted: Admitted = admit(request, settings, runtime.current().registry)
+    job_id = uuid.uuid4().hex
+    handle = JobHandle(job_id, settings)
+    payload = admitted.request.to_json()
+    kwargs: dict[str, Any] = {"request": payload}
+    if len(json.dumps(payload)) > INLINE_REQUEST_BYTES:
+        jobdata.put_json(handle.store, jobdata.request_key(job_id), payload)
+        kwargs = {"request": None, "request_ref": jobdata.request_key(job_id)}
+    if settings.eager:
+        _run_in_thread(handle, kwargs)
+    else:
+        from .tasks.app import CPU_QUEUE
+
+        app.send_task("narrator.job", kwargs=kwargs, task_id=job_id, queue=CPU_QUEUE)
+    log.info("submitted", extra={"job_id": job_id, "eager": settings.eager})
+    return handle
+
+
+def get(job_id: str, settings: Settings | None = None) -> JobHandle:
+    """Re-attach to a job from any process that shares the storage and backend."""
+    return JobHandle(job_id, settings or Settings.from_env())
+
+
+def _run_in_thread(handle: JobHandle, kwargs: dict[str, Any]) -> None:
+    from .tasks.pipeline import job
+
+    def run() -> None:
+        try:
+            job.apply(kwargs=kwargs, task_id=handle.id, throw=True)
+        except NarratorError as exc:
+            handle._thread_error = exc
+        except Exception as exc:
+            log.exception("job crashed", extra={"job_id": handle.id})
+            handle._thread_error = exc
+
+    handle._thread = threading.Thread(target=run, name=f"narrator-job-{handle.id[:8]}", daemon=True)
+    handle._thread.start()

@@ -1,0 +1,54 @@
+"""Join a job's chunk audio, in order, into one file; write its captions."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import audio, jobdata
+from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Joined:
+    duration: float
+    key: str
+    captions: dict[str, str]
+    """Caption format (srt, vtt) -> its text (also stored under work/)."""
+
+
+def join_job(manifest: jobdata.Manifest, store: ObjectStore) -> Joined:
+    job_id = manifest.job_id
+    with tempfile.TemporaryDirectory(prefix=f"narrator-{job_id[:8]}-") as tmp:
+        folder = Path(tmp)
+        paths = []
+        # Chunks go to disk, not memory: a book's chunks do not fit in RAM on a small worker.
+        for entry in manifest.chunks:
+            path = folder / f"{entry.index:05d}.flac"
+            store.get_file(jobdata.chunk_key(job_id, entry.index), path)
+            paths.append(path)
+        out = folder / f"joined.{manifest.format}"
+        report = audio.join_files(
+            paths,
+            out,
+            boundaries=[entry.boundary for entry in manifest.chunks],
+            pauses_ms=[entry.pause_ms for entry in manifest.chunks],
+            fmt=manifest.format,
+            sample_rate=manifest.sample_rate,
+        )
+        key = jobdata.joined_key(job_id, manifest.format)
+        store.put_file(key, out, audio.content_type(manifest.format))
+    source = manifest.request.get("text", "")
+    cues = [
+        (start, end, source[entry.start : entry.end] if source else entry.text)
+        for entry, (start, end) in zip(manifest.chunks, report.spans, strict=True)
+    ]
+    captions = {"srt": audio.srt(cues), "vtt": audio.webvtt(cues)}
+    for ext, text in captions.items():
+        store.put_bytes(jobdata.work_captions_key(job_id, ext), text.encode(), "text/plain")
+    log.info("joined", extra={"job_id": job_id, "seconds": round(report.duration, 3)})
+    return Joined(duration=report.duration, key=key, captions=captions)

@@ -1,0 +1,77 @@
+"""Synthesize one chunk of a staged job, or reuse its audio from the cache."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import soundfile as sf
+
+from . import audio, jobdata
+from .engines import Engine, SynthesisInput, Voice
+from .errors import AudioError
+from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+_voice_cache: OrderedDict[str, Voice] = OrderedDict()
+_VOICE_CACHE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    index: int
+    seconds: float
+    cached: bool
+    synth_seconds: float = 0.0
+
+
+def synthesize_chunk(
+    job_id: str, index: int, manifest: jobdata.Manifest, store: ObjectStore, engine_for: Callable[[], Engine]
+) -> ChunkOutcome:
+    """``engine_for`` is called only on a cache miss, so a fully cached job never loads a model."""
+    entry = manifest.chunks[index]
+    cache = jobdata.cache_key(entry.digest)
+    dest = jobdata.chunk_key(job_id, index)
+    started = time.perf_counter()
+    if store.exists(cache):
+        data = store.get_bytes(cache)
+        cached = True
+    else:
+        voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
+        item = SynthesisInput(text=entry.text, voices=voices, params=manifest.params, job_id=job_id, index=index)
+        result = engine_for().synthesize(item)
+        data = audio.encode(result, "flac")
+        # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.
+        store.put_bytes(cache, data, "audio/flac")
+        cached = False
+    store.put_bytes(dest, data, "audio/flac")
+    seconds = _duration(data, index)
+    store.put_bytes(jobdata.done_key(job_id, index, seconds, cached), b"")
+    outcome = ChunkOutcome(index=index, seconds=seconds, cached=cached, synth_seconds=time.perf_counter() - started)
+    log.info(
+        "chunk done",
+        extra={"job_id": job_id, "chunk": index, "seconds": round(seconds, 3), "cached": cached},
+    )
+    return outcome
+
+
+def _voice(store: ObjectStore, key: str) -> Voice:
+    voice = _voice_cache.get(key)
+    if voice is None:
+        voice = Voice(store.get_bytes(key))
+        _voice_cache[key] = voice
+        while len(_voice_cache) > _VOICE_CACHE_SIZE:
+            _voice_cache.popitem(last=False)
+    return voice
+
+
+def _duration(data: bytes, index: int) -> float:
+    try:
+        return float(sf.info(io.BytesIO(data)).duration)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"chunk {index}: stored audio is unreadable: {exc}") from exc

@@ -1,0 +1,155 @@
+"""The four pipeline tasks and the ``narrator.job`` entry task.
+
+Tasks parse their arguments, call the core (staging, synthesis, joining,
+publish) and format the result; storage is the source of truth between them.
+Task ids are derived from the job id, so a job's tasks can be found (and revoked)
+from the job id alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, chain, chord, group
+from celery.exceptions import Ignore
+
+from .. import jobdata
+from ..engines import get_engine
+from ..errors import JobCancelled, NarratorError, PermanentError
+from ..joining import join_job
+from ..publish import publish
+from ..staging import stage
+from ..synthesis import synthesize_chunk as synthesize_one
+from ..validation import admit
+from . import runtime
+from .app import CPU_QUEUE, GPU_QUEUE, app
+
+log = logging.getLogger(__name__)
+
+
+def stage_id(job_id: str) -> str:
+    return f"{job_id}-stage"
+
+
+def fanout_id(job_id: str) -> str:
+    return f"{job_id}-synthesize"
+
+
+def chunk_id(job_id: str, index: int) -> str:
+    return f"{job_id}-chunk-{index:05d}"
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Base of the pipeline tasks: their first argument is the job id."""
+
+    abstract = True
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id = kwargs.get("job_id") or (args[0] if args else "")
+        if job_id and jobdata.JOB_ID.match(str(job_id)):
+            record_failure(str(job_id), exc, self.name, self.request.root_id or task_id)
+
+
+def record_failure(job_id: str, exc: BaseException, task_name: str, root_id: str) -> None:
+    """Make a failure visible to every waiter, whichever task failed."""
+    store = runtime.current().store
+    message = str(exc) if isinstance(exc, NarratorError) else f"{type(exc).__name__}: {exc}"
+    try:
+        jobdata.put_json(store, jobdata.error_key(job_id), {"error": message, "task": task_name})
+    except NarratorError:
+        log.exception("could not record failure", extra={"job_id": job_id})
+    if not app.conf.task_always_eager and app.backend is not None:
+        # The job id's own result must fail too, or a waiter on AsyncResult(job_id) hangs.
+        app.backend.mark_as_failure(root_id, exc)
+    log.error("job failed", extra={"job_id": job_id, "task": task_name, "error": message})
+
+
+def _check_cancelled(job_id: str) -> None:
+    if runtime.current().store.exists(jobdata.cancel_key(job_id)):
+        raise JobCancelled(f"job {job_id} was cancelled")
+
+
+@app.task(name="narrator.job", bind=True, base=JobTask, queue=CPU_QUEUE)
+def job(self: Task, request: dict[str, Any] | None = None, request_ref: str | None = None) -> Any:
+    """Entry task: takes the request as JSON; its result is the job's JobResult."""
+    job_id = jobdata.normalise_job_id(self.request.id or "")
+    canvas = chain(
+        stage_input.si(job_id, request, request_ref).set(task_id=stage_id(job_id)),
+        synthesize.si(job_id).set(task_id=fanout_id(job_id)),
+        upload.s(job_id=job_id),
+    )
+    return self.replace(canvas)
+
+
+@app.task(name="narrator.stage_input", base=JobTask, queue=CPU_QUEUE)
+def stage_input(job_id: str, request: dict[str, Any] | None, request_ref: str | None = None) -> dict[str, Any]:
+    rt = runtime.current()
+    if request is None and request_ref is not None:
+        request = jobdata.get_json(rt.store, jobdata.request_key(job_id))
+    admitted = admit(request, rt.settings, rt.registry)
+    manifest = stage(job_id, admitted, rt.settings, rt.store)
+    return {"job_id": job_id, "chunks": len(manifest.chunks)}
+
+
+@app.task(name="narrator.synthesize", bind=True, base=JobTask, queue=CPU_QUEUE)
+def synthesize(self: Task, job_id: str) -> Any:
+    """Fan out: one chunk task per chunk (GPU queue), then concatenate (CPU queue)."""
+    _check_cancelled(job_id)
+    manifest = jobdata.read_manifest(runtime.current().store, job_id)
+    header = group(
+        synthesize_chunk.si(job_id, entry.index).set(task_id=chunk_id(job_id, entry.index), queue=GPU_QUEUE)
+        for entry in manifest.chunks
+    )
+    return self.replace(chord(header, concatenate.si(job_id)))
+
+
+@app.task(
+    name="narrator.synthesize_chunk",
+    bind=True,
+    base=JobTask,
+    queue=GPU_QUEUE,
+    autoretry_for=(),
+    acks_late=True,
+)
+def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
+    rt = runtime.current()
+    _check_cancelled(job_id)
+    manifest = jobdata.read_manifest(rt.store, job_id)
+    spec = rt.registry.get(manifest.model)
+    if spec is None:
+        raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
+    try:
+        outcome = synthesize_one(job_id, index, manifest, rt.store, lambda: get_engine(spec, rt.settings))
+    except NarratorError as exc:
+        if exc.retryable and self.request.retries < rt.settings.chunk_max_retries:
+            countdown = min(60.0, 2.0**self.request.retries)
+            log.warning(
+                "chunk retry", extra={"job_id": job_id, "chunk": index, "error": str(exc), "in": countdown}
+            )
+            raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.chunk_max_retries) from exc
+        raise type(exc)(f"chunk {index}: {exc}") from exc
+    return {"index": outcome.index, "seconds": outcome.seconds, "cached": outcome.cached}
+
+
+@app.task(name="narrator.concatenate", base=JobTask, queue=CPU_QUEUE)
+def concatenate(job_id: str) -> dict[str, Any]:
+    rt = runtime.current()
+    _check_cancelled(job_id)
+    manifest = jobdata.read_manifest(rt.store, job_id)
+    joined = join_job(manifest, rt.store)
+    return {"job_id": job_id, "key": joined.key, "duration": joined.duration}
+
+
+@app.task(name="narrator.upload", base=JobTask, queue=CPU_QUEUE)
+def upload(joined: dict[str, Any] | None, job_id: str | None = None) -> dict[str, Any]:
+    # In a chain after a chord, the previous result arrives first; the job id is bound.
+    if job_id is None:
+        raise Ignore()
+    rt = runtime.current()
+    _check_cancelled(job_id)
+    manifest = jobdata.read_manifest(rt.store, job_id)
+    if not joined:
+        raise PermanentError(f"job {job_id}: nothing was joined")
+    result = publish(manifest, joined["key"], float(joined["duration"]), rt.settings, rt.store)
+    return result.to_json()
