@@ -69,6 +69,8 @@ class FileStore(ObjectStore):
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
+        if prefix:
+            check_key(prefix.rstrip("/"))
         base = self.root / prefix if prefix else self.root
         if not base.is_dir():
             return []
