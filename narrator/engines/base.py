@@ -8,19 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Audio:
-    """Mono float32 samples in [-1, 1] at ``sample_rate``."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate
+from ..audio.types import Audio
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""The production engine: a ComfyUI server running a model's workflow (VibeVoice on a GPU).
+
+One chunk is one prompt: upload the voices (once per content), bind text, voices and
+settings into the model's workflow, queue it, follow it to the end, download and
+decode the audio, and take the prompt out of ComfyUI's history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..comfy import object_info
+from ..comfy.client import ClientConfig, ComfyClient, Deadline, PromptRejected, outcome_error
+from ..comfy.decode import decode, resample, to_wav
+from ..comfy.messages import PromptState, pick_audio
+from ..comfy.workflow import bind, check_params, load_workflow, prune, resolve_bindings, voice_param
+from ..errors import AudioError, EngineFailed, InvalidRequest, JobCancelled, ModelError
+from ..models import ModelSpec
+from ..settings import Settings
+from .base import Audio, Engine, SynthesisInput, Voice
+
+log = logging.getLogger(__name__)
+
+WARM_UP_TEXT = "Hello. This short sentence warms the model up before the first chunk."
+
+
+class ComfyEngine(Engine):
+    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+        path = spec.workflow_path()
+        if spec.engine != "comfyui" or path is None:
+            raise ModelError(f"model {spec.name!r}: the comfyui engine needs engine = 'comfyui' and a workflow")
+        self.spec = spec
+        self.settings = settings
+        self._workflow = load_workflow(path)
+        self._info = object_info.packaged()
+        # Node classes the shipped snapshot does not know are checked against the workflow alone.
+        known = {n["class_type"] for n in self._workflow.values()} <= set(self._info)
+        self._targets = resolve_bindings(spec, self._workflow, self._info if known else None)
+        self._default_voices = _default_voices(spec)
+        timeout = settings.comfy_timeout
+        self._client = ComfyClient(
+            settings.comfy_url,
+            ClientConfig(request_timeout=min(30.0, timeout), unreachable_timeout=min(60.0, timeout)),
+        )
+        self._lock = threading.Lock()
+        self._job: str | None = None
+        self._prompt: str | None = None
+        self._cancel = threading.Event()
+
+    @property
+    def client(self) -> ComfyClient:
+        return self._client
+
+    # -- Engine ---------------------------------------------------------------------
+
+    def synthesize(self, item: SynthesisInput) -> Audio:
+        deadline = Deadline(self.settings.comfy_timeout)
+        with self._lock:
+            self._job, self._prompt = item.job_id, None
+            self._cancel = threading.Event()
+            try:
+                return self._synthesize(item, deadline)
+            finally:
+                self._job = self._prompt = None
+
+    def warm_up(self) -> None:
+        """Wait for the server, then run one short prompt so the first job does not pay the model load."""
+        self._client.wait_ready(Deadline(self.settings.comfy_timeout))
+        try:
+            text = self.spec.speaker_format.format(n=1, text=WARM_UP_TEXT)
+        except (KeyError, IndexError, ValueError):
+            text = WARM_UP_TEXT
+        self.synthesize(SynthesisInput(text=text, job_id="warm-up"))
+
+    def cancel(self, job_id: str) -> None:
+        if not job_id or job_id != self._job:
+            return
+        self._cancel.set()
+        prompt = self._prompt
+        if prompt:
+            self._client.abandon(prompt)
+        log.info("chunk cancelled", extra={"job_id": job_id, "prompt_id": prompt})
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- one chunk --------------------------------------------------------------------
+
+    def _synthesize(self, item: SynthesisInput, deadline: Deadline) -> Audio:
+        params = self._params(item.params)
+        voices = self._voices(item.voices)
+        names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
+        try:
+            state = self._run(item.text, names, params, deadline)
+        except PromptRejected as exc:
+            # The server lost files we uploaded earlier (a new container): upload again, once.
+            if "LoadAudio" not in exc.node_classes() or not self._client.forget_uploads(names.values()):
+                raise
+            log.warning("voices missing on the server, uploading again", extra={"job_id": item.job_id})
+            names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
+            state = self._run(item.text, names, params, deadline)
+        try:
+            return self._audio(state, item, deadline)
+        finally:
+            self._client.delete_history([state.prompt_id])
+
+    def _run(self, text: str, names: Mapping[int, str], params: Mapping[str, Any], deadline: Deadline) -> PromptState:
+        values: dict[str, Any] = {"text": text, **params}
+        values.update({voice_param(n): name for n, name in names.items()})
+        empty = [t.node_id for p, t in self._targets.items() if _is_voice(p) and p not in values]
+        graph = bind(prune(self._workflow, empty, self._info), self._targets, values)
+        state = self._client.run(graph, deadline, cancel=self._cancel, on_queued=self._queued)
+        if self._cancel.is_set():
+            self._client.delete_history([state.prompt_id])
+            raise JobCancelled(f"job {self._job}: cancelled")
+        return state
+
+    def _queued(self, prompt_id: str) -> None:
+        self._prompt = prompt_id
+        if self._cancel.is_set():
+            self._client.abandon(prompt_id)
+
+    def _audio(self, state: PromptState, item: SynthesisInput, deadline: Deadline) -> Audio:
+        error = outcome_error(state)
+        if error is not None:
+            raise error
+        file = pick_audio(state.audio)
+        if file is None:
+            raise EngineFailed(f"model {self.spec.name!r}: the workflow finished without an audio output")
+        data = self._client.view(file, deadline)
+        try:
+            samples, rate = decode(data, file.filename)
+        except AudioError as exc:
+            raise EngineFailed(f"chunk {item.index}: ComfyUI wrote unreadable audio: {exc}") from exc
+        samples = resample(samples, rate, self.spec.sample_rate)
+        log.debug("chunk audio", extra={"prompt_id": state.prompt_id, "file": file.filename, "rate": rate})
+        return Audio(samples, self.spec.sample_rate)
+
+    def _params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The model's defaults under the job's settings; content keys never come from here."""
+        defaults = {k: v for k, v in self.spec.defaults.items() if not _is_content(k)}
+        merged = {**defaults, **{k: v for k, v in given.items() if not _is_content(k)}}
+        return check_params(self.spec, self._targets, merged, self._info)
+
+    def _voices(self, given: Mapping[int, Voice]) -> dict[int, Voice]:
+        slots = [n for n in range(1, self.spec.speakers + 1) if voice_param(n) in self._targets]
+        extra = sorted(set(given) - set(slots))
+        if extra:
+            raise InvalidRequest(
+                f"model {self.spec.name!r} takes voices for speakers {slots or 'none'}, not {extra}", field="voice"
+            )
+        out = {n: given[n] for n in slots if n in given}
+        for n in slots:
+            if n not in out and (n in self._default_voices or 1 in self._default_voices):
+                out[n] = self._default_voices.get(n) or self._default_voices[1]
+        return out
+
+
+def _is_voice(param: str) -> bool:
+    return param == "voice" or param.startswith("voice_")
+
+
+def _is_content(param: str) -> bool:
+    return param == "text" or _is_voice(param)
+
+
+def _default_voices(spec: ModelSpec) -> dict[int, Voice]:
+    """``[defaults] voice = "voices/x.flac"`` (and ``voice_N``): files next to the model file, as WAV."""
+    base = spec.source.parent if spec.source is not None else Path(".")
+    out: dict[int, Voice] = {}
+    for key, value in spec.defaults.items():
+        if not _is_voice(key):
+            continue
+        speaker = 1 if key == "voice" else int(key.removeprefix("voice_")) if key[6:].isdigit() else 0
+        path = base / str(value)
+        if speaker < 1 or not path.is_file():
+            raise ModelError(f"model {spec.name!r}: default {key} = {value!r} is not a voice file next to the model")
+        try:
+            out[speaker] = Voice(to_wav(path.read_bytes(), path.name))
+        except AudioError as exc:
+            raise ModelError(f"model {spec.name!r}: default {key}: {exc}") from exc
+    return out
