@@ -20,12 +20,16 @@ setup: $(STAMP)
 speak: $(STAMP)
 	$(BIN)/narrator speak --file $(TEXT) -o $(OUT)
 
-## Test servers the suite starts itself (redis-server); installed when missing.
+## Programs the suite starts itself (redis-server, chromium); installed when missing.
 services:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the Flower test drives headless Chromium)"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check narrator tests bench

@@ -146,6 +146,29 @@ def read_result(store: ObjectStore, job_id: str) -> JobResult | None:
         return None
 
 
+class Done(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seconds: float
+    cached: bool
+
+
+def parse_done(keys: list[str]) -> dict[int, Done]:
+    """Chunk index -> its done marker, from marker keys (``done/{index:05d}-{millis}-{c|s}``)."""
+    done: dict[int, Done] = {}
+    for key in keys:
+        parts = key.rsplit("/", 1)[-1].split("-")
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            continue
+        # A redelivered chunk may mark itself twice; the first marker stands.
+        done.setdefault(int(parts[0]), Done(seconds=int(parts[1]) / 1000, cached=parts[2] == "c"))
+    return done
+
+
+def read_done(store: ObjectStore, job_id: str) -> dict[int, Done]:
+    return parse_done(store.list(done_prefix(job_id)))
+
+
 def read_progress(store: ObjectStore, job_id: str) -> Progress:
     """One LIST and at most three small GETs, whatever the job's length."""
     keys = store.list(job_prefix(job_id))
@@ -155,14 +178,9 @@ def read_progress(store: ObjectStore, job_id: str) -> Progress:
     if "manifest.json" in names:
         progress.state = "SYNTHESIZING"
         progress.chunks_total = len(read_manifest(store, job_id).chunks)
-    done = sorted(n for n in names if n.startswith("done/"))
-    seen: set[int] = set()
-    for name in done:
-        index, millis, _ = name[len("done/") :].split("-")
-        if int(index) not in seen:
-            seen.add(int(index))
-            progress.audio_seconds += int(millis) / 1000
-    progress.chunks_done = len(seen)
+    done = parse_done([n for n in names if n.startswith("done/")])
+    progress.chunks_done = len(done)
+    progress.audio_seconds = sum(d.seconds for d in done.values())
     if any(n.startswith("work/joined.") for n in names):
         progress.state = "UPLOADING"
     if "result.json" in names:

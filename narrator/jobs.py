@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 
 #: Requests larger than this travel through storage, not the broker (SQS caps messages at 256 KB).
 INLINE_REQUEST_BYTES = 64 * 1024
-POLL_SECONDS = 0.2
+#: A producer must not hang on a dead broker: three quick tries, then a RetryableError.
+SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
+#: Waiters poll storage starting fast (short jobs) and backing off to this.
+POLL_MIN_SECONDS = 0.02
+POLL_MAX_SECONDS = 0.2
 
 
 class JobHandle:
@@ -57,6 +62,7 @@ class JobHandle:
         """Block until the job ends or ``timeout`` seconds pass (JobTimeout)."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.settings.job_timeout)
         last: tuple[int, int, str] | None = None
+        interval = POLL_MIN_SECONDS
         while True:
             progress = self.progress()
             key = (progress.chunks_done, progress.chunks_total, progress.state)
@@ -66,9 +72,11 @@ class JobHandle:
             outcome = self._outcome(progress)
             if outcome is not None:
                 return outcome
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise JobTimeout(f"job {self.id} did not finish within {timeout} s (state {progress.state})")
-            time.sleep(POLL_SECONDS)
+            time.sleep(min(interval, remaining))
+            interval = min(POLL_MAX_SECONDS, interval * 1.5)
 
     def _outcome(self, progress: Progress) -> JobResult | None:
         if progress.state == "SUCCESS":
@@ -105,6 +113,11 @@ class JobHandle:
         """Stop the job: mark it, revoke its queued tasks, interrupt running chunks."""
         jobdata.put_json(self.store, jobdata.cancel_key(self.id), {"cancelled_at": time.time()})
         if self.settings.eager:
+            # The job runs in this process: interrupt its engines here.
+            from .engines import running_engines
+
+            for engine in running_engines():
+                engine.cancel(self.id)
             return
         from .tasks.control import revoke_job
 
@@ -139,11 +152,36 @@ def submit(request: JobRequest | dict[str, Any], settings: Settings | None = Non
     if settings.eager:
         _run_in_thread(handle, kwargs)
     else:
-        from .tasks.app import CPU_QUEUE
-
-        app.send_task("narrator.job", kwargs=kwargs, task_id=job_id, queue=CPU_QUEUE)
+        _send(app, job_id, kwargs)
     log.info("submitted", extra={"job_id": job_id, "eager": settings.eager})
     return handle
+
+
+def _send(app: Any, job_id: str, kwargs: dict[str, Any]) -> None:
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from .tasks.app import CPU_QUEUE
+
+    try:
+        app.send_task(
+            "narrator.job",
+            kwargs=kwargs,
+            task_id=job_id,
+            queue=CPU_QUEUE,
+            retry=True,
+            retry_policy=SEND_RETRY_POLICY,
+        )
+    except (OperationalError, RedisError, OSError) as exc:
+        raise RetryableError(f"broker unreachable, job {job_id} was not queued: {_no_secrets(exc)}") from None
+    except RuntimeError as exc:
+        # Celery's retry loop gives up with a bare RuntimeError("Retry limit exceeded...").
+        raise RetryableError(f"broker unreachable, job {job_id} was not queued: {exc}") from None
+
+
+def _no_secrets(exc: BaseException) -> str:
+    # Connection errors may quote the broker URL, password included.
+    return re.sub(r"://[^@/\s]*@", "://***@", str(exc))
 
 
 def get(job_id: str, settings: Settings | None = None) -> JobHandle:

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
+from typing import Any
 
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("narrator_log_fields", default=None)
+
+
+def bind(**fields: Any) -> None:
+    """Attach fields (job id, chunk, model, worker) to every record logged in this context."""
+    _fields.set({**(_fields.get() or {}), **fields})
+
+
+def clear() -> None:
+    _fields.set({})
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_fields.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,6 +58,7 @@ class FieldsFormatter(logging.Formatter):
 def setup_logging(verbose: bool = False, json_logs: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_logs else FieldsFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)

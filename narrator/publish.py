@@ -33,8 +33,8 @@ def publish(
     output = manifest.request.get("output", {})
     expires = min(int(output.get("url_expires") or settings.presign_default_seconds), settings.presign_max_seconds)
     audio_b64 = _inline(store, final, output.get("audio_b64"), settings.audio_b64_max_bytes)
-    progress = jobdata.read_progress(store, job_id)
-    cache_hits = _cache_hits(store, job_id)
+    done = jobdata.read_done(store, job_id)
+    cache_hits = sum(d.cached for d in done.values())
     result = JobResult(
         audio_b64=audio_b64,
         duration_seconds=round(duration, 3),
@@ -45,7 +45,7 @@ def publish(
             execution_time=round(time.time() - manifest.created_at, 3),
             model=manifest.model,
             sample_rate=manifest.sample_rate,
-            chunks_synthesized=progress.chunks_done - cache_hits,
+            chunks_synthesized=len(done) - cache_hits,
             cache_hits=cache_hits,
         ),
         job_id=job_id,
@@ -66,15 +66,7 @@ def _inline(store: ObjectStore, key: str, wanted: bool | None, cap: int) -> str 
     # Inline audio only on request: results travel through the result backend.
     if wanted is not True:
         return None
-    data = store.get_bytes(key)
-    if len(data) > cap:
+    if store.size(key) > cap:
         return None
-    return base64.b64encode(data).decode()
+    return base64.b64encode(store.get_bytes(key)).decode()
 
-
-def _cache_hits(store: ObjectStore, job_id: str) -> int:
-    seen: dict[int, bool] = {}
-    for key in store.list(jobdata.done_prefix(job_id)):
-        index, _, kind = key.rsplit("/", 1)[1].split("-")
-        seen.setdefault(int(index), kind == "c")
-    return sum(seen.values())

@@ -52,6 +52,11 @@ class Settings:
     """Hosts or networks a URL input may reach although they are private."""
     fetch_timeout: float = 30.0
     comfy_timeout: float = 600.0
+    warmup_models: tuple[str, ...] = ()
+    """Models a worker loads (and ComfyUI warms up) before it takes its first task."""
+    metrics_port: int = 0
+    """Port a worker serves Prometheus metrics on; 0: off."""
+    metrics_addr: str = "127.0.0.1"
     log_json: bool = False
     flower_basic_auth: str = field(default="", repr=False)
 

@@ -42,6 +42,10 @@ class ObjectStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
+    def size(self, key: str) -> int:
+        """The object's size in bytes; :class:`~narrator.errors.ObjectNotFound` when missing."""
+
+    @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (a folder-like prefix ending in ``/``), sorted."""
 

@@ -68,6 +68,12 @@ class FileStore(ObjectStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object {key}") from None
+
     def list(self, prefix: str) -> list[str]:
         if prefix:
             check_key(prefix.rstrip("/"))

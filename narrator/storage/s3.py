@@ -195,6 +195,11 @@ class S3Store(ObjectStore):
             return False
         return True
 
+    def size(self, key: str) -> int:
+        with _translated("head", key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        return int(head["ContentLength"])
+
     def list(self, prefix: str) -> list[str]:
         full = self._list_prefix(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0

@@ -41,6 +41,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Warm-up (model load, ComfyUI readiness) happens in the child before it takes tasks.
+        "worker_proc_alive_timeout": 900 if settings.warmup_models else 60,
         "task_always_eager": settings.eager,
         "task_eager_propagates": True,
         "task_store_eager_result": False,
@@ -51,7 +53,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure(settings: Settings) -> Celery:
-    app.conf.update(celery_config(settings))
+    conf = celery_config(settings)
+    if app.conf.broker_url != conf["broker_url"]:
+        # Celery keeps its connection and producer pools across conf changes; a new
+        # broker URL must not reuse connections to the old one.
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
+    app.conf.update(conf)
     from . import runtime
 
     runtime.set_settings(settings)

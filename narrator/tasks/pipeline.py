@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task, chain, chord, group
 from celery.exceptions import Ignore
 
-from .. import jobdata
+from .. import jobdata, logs
 from ..engines import get_engine
 from ..errors import JobCancelled, NarratorError, PermanentError
 from ..joining import join_job
@@ -116,6 +116,7 @@ def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
     rt = runtime.current()
     _check_cancelled(job_id)
     manifest = jobdata.read_manifest(rt.store, job_id)
+    logs.bind(model=manifest.model)
     spec = rt.registry.get(manifest.model)
     if spec is None:
         raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
@@ -129,7 +130,25 @@ def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
             )
             raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.chunk_max_retries) from exc
         raise type(exc)(f"chunk {index}: {exc}") from exc
+    publish_progress(job_id, self.request.root_id)
     return {"index": outcome.index, "seconds": outcome.seconds, "cached": outcome.cached}
+
+
+def publish_progress(job_id: str, root_id: str | None) -> None:
+    """Progress as the job task's PROGRESS state, for producers that only speak Celery.
+
+    Chunk tasks end before the chord fires upload, so these writes precede the
+    job's SUCCESS; a redelivered duplicate checks for the result first.
+    """
+    if app.conf.task_always_eager or app.backend is None or not root_id:
+        return
+    store = runtime.current().store
+    if store.exists(jobdata.result_key(job_id)):
+        return
+    progress = jobdata.read_progress(store, job_id)
+    meta = {"chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total,
+            "audio_seconds": round(progress.audio_seconds, 3)}
+    app.backend.store_result(root_id, meta, "PROGRESS")
 
 
 @app.task(name="narrator.concatenate", base=JobTask, queue=CPU_QUEUE)

@@ -5,11 +5,60 @@ Reads the settings from the environment once, here, and configures the app.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from celery.signals import task_postrun, task_prerun, worker_process_init
+
+from .. import logs
+from ..engines import get_engine
+from ..errors import ModelError
+from ..logs import setup_logging
 from ..settings import Settings
-from . import control  # noqa: F401 - registers the narrator_cancel remote control command
+from . import (
+    control,  # noqa: F401 - registers the narrator_cancel remote control command
+    metrics,  # noqa: F401 - serves NARRATOR_METRICS_PORT
+    runtime,
+)
 from .app import app, configure
+
+log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
 configure(settings)
+
+
+@worker_process_init.connect
+def _prepare_process(**_: Any) -> None:
+    """Load the models (and wait for ComfyUI) before this process takes its first task."""
+    setup_logging(verbose=True, json_logs=settings.log_json)
+    registry = runtime.current().registry
+    for name in settings.warmup_models:
+        spec = registry.get(name)
+        if spec is None:
+            raise ModelError(f"NARRATOR_WARMUP_MODELS names unknown model {name!r}")
+        get_engine(spec, settings).warm_up()
+        log.info("warmed up", extra={"model": name})
+
+
+@task_prerun.connect
+def _bind_log_fields(task: Any = None, task_id: str = "", args: Any = None, kwargs: Any = None, **_: Any) -> None:
+    """Every log line of a task carries its job id, chunk index and worker."""
+    args = list(args or [])
+    kwargs = dict(kwargs or {})
+    job_id = kwargs.get("job_id") or (args[0] if args and isinstance(args[0], str) else None)
+    fields: dict[str, Any] = {"task": getattr(task, "name", ""), "worker": getattr(task.request, "hostname", "")}
+    if job_id:
+        fields["job_id"] = job_id
+    if getattr(task, "name", "") == "narrator.synthesize_chunk" and len(args) > 1:
+        fields["chunk"] = args[1]
+    logs.clear()
+    logs.bind(**fields)
+
+
+@task_postrun.connect
+def _clear_log_fields(**_: Any) -> None:
+    logs.clear()
+
 
 __all__ = ["app"]

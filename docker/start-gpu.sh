@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Entry point of the GPU image.
+#   narrator-start-gpu all      ComfyUI, wait until it answers, then the Celery worker (default)
+#   narrator-start-gpu comfyui  ComfyUI alone (compose runs it and the worker as two services)
+#   narrator-start-gpu worker   the worker alone, against NARRATOR_COMFY_URL
+# The worker loads NARRATOR_WARMUP_MODELS (and warms ComfyUI up) before it takes a task.
+set -euo pipefail
+
+COMFY_LISTEN="${COMFY_LISTEN:-127.0.0.1}"
+COMFY_PORT="${COMFY_PORT:-8188}"
+COMFY_START_TIMEOUT="${COMFY_START_TIMEOUT:-600}"
+# Where things are in the image (overridable, so the script also runs outside it).
+COMFY_PYTHON="${COMFY_PYTHON:-/opt/venv/bin/python}"
+COMFY_MAIN="${COMFY_MAIN:-/comfyui/main.py}"
+VENV_BIN="${VENV_BIN:-/opt/narrator/bin}"
+export NARRATOR_COMFY_URL="${NARRATOR_COMFY_URL:-http://127.0.0.1:${COMFY_PORT}}"
+
+comfyui() {
+  # shellcheck disable=SC2086  # COMFY_ARGS is a list of flags
+  exec "${COMFY_PYTHON}" "${COMFY_MAIN}" --listen "${COMFY_LISTEN}" --port "${COMFY_PORT}" \
+    --disable-auto-launch ${COMFY_ARGS:-}
+}
+
+wait_for_comfyui() {
+  # $1: the ComfyUI process to watch, if this script started it.
+  "${VENV_BIN}/python" - "${NARRATOR_COMFY_URL}" "${COMFY_START_TIMEOUT}" "${1:-0}" <<'PY'
+import sys, time, urllib.request
+url, timeout, pid = sys.argv[1].rstrip("/") + "/system_stats", float(sys.argv[2]), int(sys.argv[3])
+
+def exited(pid):
+    try:  # a dead child stays a zombie ("Z") until this script's shell reaps it
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+deadline = time.monotonic() + timeout
+while True:
+    if pid and exited(pid):
+        sys.exit("ComfyUI exited before it answered")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            if answer.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(f"ComfyUI did not answer {url} within {timeout:.0f} s")
+    time.sleep(1)
+PY
+}
+
+worker() {
+  exec "${VENV_BIN}/celery" -A narrator.tasks.worker worker \
+    --queues "${WORKER_QUEUES:-narrator.gpu}" \
+    --concurrency 1 \
+    --hostname "${WORKER_NAME:-gpu}@%h" \
+    --loglevel "${WORKER_LOG_LEVEL:-INFO}"
+}
+
+case "${1:-all}" in
+  comfyui) comfyui ;;
+  worker) wait_for_comfyui; worker ;;
+  all)
+    # Two processes, one container: if either ends, stop the other and exit with its status.
+    (comfyui) &
+    comfy_pid=$!
+    trap 'kill -TERM "${comfy_pid}" ${worker_pid:-} 2>/dev/null; wait' TERM INT
+    wait_for_comfyui "${comfy_pid}"
+    (worker) &
+    worker_pid=$!
+    set +e
+    wait -n "${comfy_pid}" "${worker_pid}"
+    status=$?
+    kill -TERM "${comfy_pid}" "${worker_pid}" 2>/dev/null
+    wait
+    exit "${status}"
+    ;;
+  *) exec "$@" ;;
+esac

@@ -1,0 +1,171 @@
+"""RunPod serverless entry: ``python -m narrator.runpod_handler``.
+
+``handler(job)`` validates ``job["input"]`` (a :class:`~narrator.request.JobRequest`
+plus the handler option ``stream``), submits the job through the broker (or runs it
+in-process when no broker is configured), follows it, and returns the seed-compatible
+output or ``{"error": "..."}``. While it waits it posts progress after each finished
+chunk, and with ``"stream": true`` each chunk's audio URL to RunPod's stream channel,
+in order, all before the result. A time-out or a RunPod stop cancels the job.
+
+``python -m narrator.runpod_handler --generator`` registers :func:`generator_handler`
+instead: the SDK then aggregates every yield, so ``/runsync`` returns a list (each
+streamed chunk, then the result) for every request. The default keeps ``output`` a
+dict, as the seed worker's clients expect. See ``deploy/README-runpod.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidRequest, NarratorError
+from .logs import setup_logging
+from .runpod.channel import Channel, webhooks_configured
+from .runpod.output import error_output
+from .runpod.runner import events, secrets
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    settings: Settings
+    post_updates: bool
+    """Post progress and stream updates (false off-RunPod: nobody to post to)."""
+
+
+_config: HandlerConfig | None = None
+
+
+def configure(settings: Settings, post_updates: bool) -> None:
+    global _config
+    _config = HandlerConfig(settings, post_updates)
+
+
+def current() -> HandlerConfig:
+    """What :func:`main` configured; a bare import (a wrapper, a benchmark) reads the environment once."""
+    if _config is None:
+        configure(Settings.from_env(), webhooks_configured(os.environ))
+    assert _config is not None
+    return _config
+
+
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The RunPod handler: the job's result (seed-compatible) or ``{"error": "..."}``."""
+    config = current()
+    channel = Channel(job, config.post_updates)
+    try:
+        async with aclosing(events(job, config.settings)) as stream:
+            async for event in stream:
+                if event.kind == "progress":
+                    await channel.progress(event.payload)
+                elif event.kind == "chunk":
+                    await channel.stream(event.payload)
+                else:
+                    return event.payload
+        return error_output("the job ended without a result")
+    except asyncio.CancelledError:
+        # Stopped while posting an update; leaving ``aclosing`` has cancelled the job.
+        return error_output("the request was stopped by RunPod; an unfinished job was cancelled")
+    except Exception as exc:  # the edge: RunPod would send the caller a traceback
+        log.exception("runpod handler failed", extra={"request_id": _request_id(job)})
+        return error_output(f"internal error: {type(exc).__name__}: {exc}", secrets(config.settings))
+    finally:
+        await channel.close()
+
+
+async def generator_handler(job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """The same job as :func:`handler`, yielding streamed chunks and then the result."""
+    config = current()
+    channel = Channel(job, config.post_updates)
+    try:
+        async with aclosing(events(job, config.settings)) as stream:
+            async for event in stream:
+                if event.kind == "progress":
+                    await channel.progress(event.payload)
+                else:
+                    yield event.payload
+    except Exception as exc:  # the edge: RunPod would send the caller a traceback
+        log.exception("runpod handler failed", extra={"request_id": _request_id(job)})
+        yield error_output(f"internal error: {type(exc).__name__}: {exc}", secrets(config.settings))
+    finally:
+        await channel.close()
+
+
+def _request_id(job: Any) -> Any:
+    return job.get("id") if isinstance(job, dict) else None
+
+
+def main() -> None:
+    generator = "--generator" in sys.argv
+    if generator:
+        sys.argv.remove("--generator")
+    try:
+        settings = Settings.from_env()
+    except InvalidRequest as exc:
+        print(f"narrator: bad configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(verbose=True, json_logs=settings.log_json)
+    # In-process, Celery logs every task's arguments and return value: requests, voices, results.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    configure(settings, webhooks_configured(os.environ))
+    _check_storage(settings)
+    try:
+        # A one-off --test_input run loads the model on its one job anyway.
+        if not any(arg.startswith("--test_input") for arg in sys.argv):
+            _warm_up(settings)
+    except NarratorError as exc:
+        # A worker that cannot load its model must not take jobs; RunPod replaces it.
+        log.error("warm-up failed", extra={"error": str(exc)})
+        raise SystemExit(1) from None
+
+    import runpod
+
+    _quiet_sdk_logs()
+    runpod.serverless.start({"handler": generator_handler if generator else handler, "return_aggregate_stream": True})
+
+
+def _warm_up(settings: Settings) -> None:
+    """In-process (no broker) this process synthesizes: load the models before the first job."""
+    if not settings.eager:
+        return
+    from .engines import get_engine
+    from .errors import ModelError
+    from .tasks import configure as configure_tasks
+    from .tasks import runtime
+
+    configure_tasks(settings)
+    registry = runtime.current().registry
+    for name in settings.warmup_models or (settings.default_model,):
+        spec = registry.get(name)
+        if spec is None:
+            raise ModelError(f"cannot warm up unknown model {name!r}")
+        get_engine(spec, settings).warm_up()
+        log.info("warmed up", extra={"model": name})
+
+
+def _check_storage(settings: Settings) -> None:
+    if os.environ.get("RUNPOD_WEBHOOK_GET_JOB") and settings.effective_storage_url.startswith("file:"):
+        log.warning(
+            "storage is a local folder: audio_url and captions_url are file:// paths on this worker, and "
+            "audio over the audio_b64 cap cannot be fetched; set NARRATOR_STORAGE_URL=s3://bucket/prefix"
+        )
+
+
+def _quiet_sdk_logs() -> None:
+    # The SDK logs every job's input and output at its default level (DEBUG): voices, audio, URLs.
+    if not (os.environ.get("RUNPOD_LOG_LEVEL") or os.environ.get("RUNPOD_DEBUG_LEVEL")):
+        from runpod.serverless.modules.rp_logger import RunPodLogger
+
+        RunPodLogger().level = "INFO"
+
+
+if __name__ == "__main__":
+    main()

