@@ -10,7 +10,7 @@ in order, all before the result. A time-out or a RunPod stop cancels the job.
 ``python -m narrator.runpod_handler --generator`` registers :func:`generator_handler`
 instead: the SDK then aggregates every yield, so ``/runsync`` returns a list (each
 streamed chunk, then the result) for every request. The default keeps ``output`` a
-dict, as the seed worker's clients expect. See ``deploy/README-runpod.md``.
+dict, as the seed worker's clients expect. See the README, "RunPod serverless".
 """
 
 from __future__ import annotations

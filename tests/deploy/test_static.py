@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 SCRIPTS = sorted((ROOT / "docker").glob("*.sh"))
 SCHEMA = Path(__file__).with_name("compose-spec.json")
-DOCS = [ROOT / "README.md", ROOT / "deploy" / "README-ops.md"]
+DOCS = [ROOT / "README.md"]
 #: NARRATOR_* variables the deployment sets that Settings is still to gain (metrics reads them meanwhile).
 #: Variables Docker, Compose or the base images define; nobody needs to document them.
 PLATFORM_VARS = {"PATH", "HOME", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONUNBUFFERED",
@@ -195,7 +195,7 @@ def test_every_variable_a_service_reads_is_documented() -> None:
         for var in variables_read(script.read_text()):
             read.setdefault(var, set()).add(script.name)
     undocumented = {k: v for k, v in read.items() if k not in PLATFORM_VARS and not re.search(rf"\b{k}\b", docs)}
-    assert not undocumented, f"undocumented (add to deploy/README-ops.md or .env.example): {undocumented}"
+    assert not undocumented, f"undocumented (add to README.md or .env.example): {undocumented}"
 
 
 def test_narrator_variables_are_settings_fields() -> None:
