@@ -3,6 +3,12 @@
 One chunk is one prompt: upload the voices (once per content), bind text, voices and
 settings into the model's workflow, queue it, follow it to the end, download and
 decode the audio, and take the prompt out of ComfyUI's history.
+
+Voice slots the job leaves empty: with a default voice in the model file
+(``[defaults] voice = "voices/x.flac"``, optionally ``voice_N``) the slot gets that
+voice, uploaded like any other; without one, the slot's source node is left out of
+the prompt, which works where the node's voice input is optional (Enemyx). The
+wildminder node needs a voice for every speaker in the text, so its models ship one.
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import audio
 from ..comfy import object_info
 from ..comfy.client import ClientConfig, ComfyClient, Deadline, PromptRejected, outcome_error
-from ..comfy.decode import decode, resample, to_wav
 from ..comfy.messages import PromptState, pick_audio
 from ..comfy.workflow import bind, check_params, load_workflow, prune, resolve_bindings, voice_param
 from ..errors import AudioError, EngineFailed, InvalidRequest, JobCancelled, ModelError
@@ -60,8 +66,9 @@ class ComfyEngine(Engine):
     def synthesize(self, item: SynthesisInput) -> Audio:
         deadline = Deadline(self.settings.comfy_timeout)
         with self._lock:
-            self._job, self._prompt = item.job_id, None
+            # A fresh event before the job id: a cancel that sees this job sets this chunk's event.
             self._cancel = threading.Event()
+            self._job, self._prompt = item.job_id, None
             try:
                 return self._synthesize(item, deadline)
             finally:
@@ -133,12 +140,12 @@ class ComfyEngine(Engine):
             raise EngineFailed(f"model {self.spec.name!r}: the workflow finished without an audio output")
         data = self._client.view(file, deadline)
         try:
-            samples, rate = decode(data, file.filename)
+            decoded = audio.decode(data, field=f"ComfyUI output {file.filename}")
         except AudioError as exc:
             raise EngineFailed(f"chunk {item.index}: ComfyUI wrote unreadable audio: {exc}") from exc
-        samples = resample(samples, rate, self.spec.sample_rate)
-        log.debug("chunk audio", extra={"prompt_id": state.prompt_id, "file": file.filename, "rate": rate})
-        return Audio(samples, self.spec.sample_rate)
+        log.debug("chunk audio", extra={"prompt_id": state.prompt_id, "file": file.filename})
+        # Opus comes back at 48 kHz; everything downstream expects the model's rate.
+        return audio.resample(decoded, self.spec.sample_rate)
 
     def _params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The model's defaults under the job's settings; content keys never come from here."""
@@ -180,7 +187,11 @@ def _default_voices(spec: ModelSpec) -> dict[int, Voice]:
         if speaker < 1 or not path.is_file():
             raise ModelError(f"model {spec.name!r}: default {key} = {value!r} is not a voice file next to the model")
         try:
-            out[speaker] = Voice(to_wav(path.read_bytes(), path.name))
+            # Treated like a job's voice: trimmed, peak-limited mono WAV at the model's rate.
+            data = audio.normalise_voice(
+                path.read_bytes(), field=f"default {key}", max_seconds=600.0, sample_rate=spec.sample_rate
+            )
+            out[speaker] = Voice(data)
         except AudioError as exc:
             raise ModelError(f"model {spec.name!r}: default {key}: {exc}") from exc
     return out

@@ -1,0 +1,84 @@
+"""ComfyUI engine overhead: from ComfyUI's last word on a prompt to the chunk's audio in hand.
+
+A fake ComfyUI (real HTTP + websocket on loopback, synthesis time 0) runs the
+vibevoice-large workflow; ComfyEngine.synthesize follows each prompt on the
+websocket, downloads the FLAC with /view, decodes it, and deletes the history
+entry. Measured per chunk: the fake's ``time.perf_counter()`` as it sends
+``executing {node: null}`` to the moment ``synthesize`` returns the decoded audio.
+
+Two chunk sizes: a typical one (40 words, about 13 s of audio) carries the target;
+a longest one (200 words, the 1200-character maximum, about 70 s) shows the cost
+that grows with the audio: FLAC decoding, which libsndfile does at very roughly
+2000x real time, so about 30 ms for 70 s.
+
+Target: median <= 20 ms for the typical chunk. Baseline: 2000 ms, the seed-era worker's /history poll
+period (its worst case; on average it noticed a finished prompt 1000 ms late).
+Run: python -m bench.bench_comfy
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the fake lives in tests/
+    sys.path.insert(0, str(ROOT))
+
+from narrator.engines.base import SynthesisInput  # noqa: E402
+from narrator.engines.comfyui import ComfyEngine  # noqa: E402
+from narrator.models import load_model_file  # noqa: E402
+from narrator.settings import Settings  # noqa: E402
+from tests.fakes.comfyui import FakeComfy  # noqa: E402
+
+SIZES = ((40, 50), (200, 12))  # (words per chunk, chunks measured)
+WARM = 3
+BASELINE_MS = 2000.0
+WORDS = "the quick brown fox jumps over a lazy dog while seven tired narrators read aloud".split()
+
+Row = tuple[str, float, str, float | None, float | None]
+
+
+def _text(i: int, words: int) -> str:
+    picked = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(words - 2)]
+    return f"Speaker 1: Chunk {i}. " + " ".join(picked) + "."
+
+
+def measure(words: int, chunks: int) -> tuple[list[float], float]:
+    spec = load_model_file(ROOT / "workflows" / "vibevoice-large.toml")
+    with FakeComfy() as fake:
+        engine = ComfyEngine(spec, Settings(comfy_url=fake.url, comfy_timeout=30.0))
+        try:
+            latencies: list[float] = []
+            audio_seconds = 0.0
+            for i in range(WARM + chunks):
+                audio = engine.synthesize(SynthesisInput(_text(i, words), job_id="bench", index=i))
+                done = time.perf_counter()
+                finished = fake.stats.finished_at
+                last_word = finished[next(reversed(finished))]
+                if i >= WARM:
+                    latencies.append((done - last_word) * 1000)
+                    audio_seconds += audio.duration
+        finally:
+            engine.close()
+    return latencies, audio_seconds / chunks
+
+
+def run() -> list[Row]:
+    rows: list[Row] = []
+    for words, chunks in SIZES:
+        latencies, seconds = measure(words, chunks)
+        median = statistics.median(latencies)
+        p90 = statistics.quantiles(latencies, n=10)[-1]
+        name = f"comfy: executing null -> audio decoded, {words} words/{seconds:.0f} s"
+        rows.append((f"{name}, median", median, "ms", BASELINE_MS, median / BASELINE_MS))
+        rows.append((f"{name}, p90", p90, "ms", None, None))
+    return rows
+
+
+if __name__ == "__main__":
+    for figure, value, unit, baseline, ratio in run():
+        extra = f"  baseline {baseline:.0f} {unit}  ratio {ratio:.4f}x" if baseline and ratio else ""
+        print(f"{figure:<64} {value:8.2f} {unit}{extra}")

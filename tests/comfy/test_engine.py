@@ -1,0 +1,235 @@
+"""ComfyEngine on the fake: voices, bindings, defaults, errors, cancel, formats."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from narrator.engines.base import SynthesisInput, Voice
+from narrator.engines.comfyui import ComfyEngine
+from narrator.errors import EngineFailed, EngineUnavailable, InvalidRequest, JobCancelled, ModelError
+from narrator.models import ModelSpec, load_model_file
+from narrator.settings import Settings
+from tests.fakes.comfyui import FakeComfy
+from tests.support.comfy import ROOT
+from tests.support.procs import free_port, wait_until
+
+
+def model(name: str) -> ModelSpec:
+    return load_model_file(ROOT / "workflows" / f"{name}.toml")
+
+
+def wav(freq: float, seconds: float = 1.0) -> bytes:
+    t = np.arange(int(24000 * seconds)) / 24000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 24000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def engine(comfy_settings: Settings) -> Iterator[ComfyEngine]:
+    e = ComfyEngine(model("vibevoice-large"), comfy_settings)
+    yield e
+    e.close()
+
+
+def test_chunk_becomes_mono_float_audio_and_leaves_no_history(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    audio = engine.synthesize(SynthesisInput("Speaker 1: Five words are spoken here.", job_id="j", index=3))
+    assert audio.sample_rate == 24000 and audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert 1.4 < audio.duration < 2.0
+    assert float(np.abs(audio.samples).max()) > 0.1
+    assert fake_comfy.history == {}
+    assert len(fake_comfy.stats.history_deletes) == 1
+
+
+def test_params_and_defaults_are_bound(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"seed": 7, "steps": 20}))
+    posted = fake_comfy.stats.prompts[-1]["5"]["inputs"]
+    assert (posted["seed"], posted["inference_steps"], posted["cfg_scale"], posted["top_p"]) == (7, 20, 1.3, 0.95)
+    assert posted["text"] == "Speaker 1: Hello."
+
+
+def test_out_of_range_setting_is_an_invalid_request(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    with pytest.raises(InvalidRequest, match="voice_settings.steps"):
+        engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"steps": 9999}))
+    with pytest.raises(InvalidRequest, match="voice_settings.speed"):
+        engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"speed": 1.1}))
+    assert fake_comfy.stats.prompts_posted == 0
+
+
+def test_voices_upload_once_by_content(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    alice, bob = Voice(wav(200)), Voice(wav(300))
+    first = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice.", voices={1: alice, 2: bob}))
+    engine.synthesize(SynthesisInput("Speaker 1: Again.\nSpeaker 2: And again.", voices={1: alice, 2: bob}))
+    names = {f"narrator/{alice.digest}.wav", f"narrator/{bob.digest}.wav"}
+    assert names <= set(fake_comfy.stats.uploads)
+    assert len([u for u in fake_comfy.stats.uploads if u in names]) == 2  # once each, not per chunk
+    posted = fake_comfy.stats.prompts[-1]
+    assert posted["1"]["inputs"]["audio"] == f"narrator/{alice.digest}.wav"
+    assert posted["2"]["inputs"]["audio"] == f"narrator/{bob.digest}.wav"
+    stored = fake_comfy.ctx.input_dir / "narrator" / f"{alice.digest}.wav"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == alice.digest
+    # A cloned voice changes the sound: the same text without it differs.
+    plain = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice."))
+    assert first.samples.shape != plain.samples.shape or not np.allclose(first.samples, plain.samples)
+
+
+def test_voiceless_run_uses_the_default_voice(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    audio = engine.synthesize(SynthesisInput("Speaker 1: No voice was given for this one."))
+    assert audio.duration > 1
+    posted = fake_comfy.stats.prompts[-1]
+    default = {posted[n]["inputs"]["audio"] for n in "1234"}
+    assert len(default) == 1 and default.pop().startswith("narrator/")
+    assert len(fake_comfy.stats.uploads) == 1
+
+
+def test_voiceless_run_on_enemyx_leaves_the_voice_nodes_out(comfy_settings: Settings, fake_comfy: FakeComfy) -> None:
+    e = ComfyEngine(model("vibevoice-enemyx"), comfy_settings)
+    try:
+        audio = e.synthesize(SynthesisInput("[1]: Nobody lent me a voice.", params={"speed": 1.1}))
+        voiced = e.synthesize(SynthesisInput("[1]: Nobody lent me a voice.", voices={1: Voice(wav(250))}))
+    finally:
+        e.close()
+    assert audio.duration > 1 and voiced.duration > 1
+    bare, cloned = fake_comfy.stats.prompts[-2], fake_comfy.stats.prompts[-1]
+    assert [n["class_type"] for n in bare.values()] == ["VibeVoiceMultipleSpeakersNode", "SaveAudio"]
+    assert bare["5"]["inputs"]["voice_speed_factor"] == 1.1
+    assert "speaker1_voice" in cloned["5"]["inputs"] and "speaker2_voice" not in cloned["5"]["inputs"]
+
+
+def test_too_many_speakers_is_refused(engine: ComfyEngine) -> None:
+    with pytest.raises(InvalidRequest, match="not \\[5\\]"):
+        engine.synthesize(SynthesisInput("Speaker 5: hi", voices={5: Voice(wav(200))}))
+
+
+def test_execution_error_is_permanent_with_node_and_message(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    fake_comfy.configure(fail_node="VibeVoiceTTS", fail_marker="poison", fail_message="CUDA error: out of memory")
+    engine.synthesize(SynthesisInput("Speaker 1: This chunk is fine."))
+    with pytest.raises(EngineFailed) as info:
+        engine.synthesize(SynthesisInput("Speaker 1: This chunk has poison in it."))
+    assert not info.value.retryable
+    assert "VibeVoiceTTS" in str(info.value) and "CUDA error: out of memory" in str(info.value)
+    assert fake_comfy.history == {}
+
+
+@pytest.mark.fake_comfy(synth_seconds=5.0)
+def test_cancel_interrupts_the_running_prompt(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: A long chunk.", job_id="job-1"))
+        wait_until(lambda: fake_comfy.running is not None, 5, "the chunk to run")
+        engine.cancel("job-2")  # someone else's job: nothing happens
+        assert fake_comfy.stats.interrupts == []
+        engine.cancel("job-1")
+        with pytest.raises(JobCancelled):
+            future.result(5)
+    assert fake_comfy.stats.interrupts[0]["prompt_id"]
+    assert fake_comfy.running is None and fake_comfy.stats.prompts_executed == 1
+
+
+@pytest.mark.fake_comfy(synth_seconds=3.0)
+def test_cancel_a_chunk_still_in_the_queue(comfy_settings: Settings, fake_comfy: FakeComfy) -> None:
+    first, second = (ComfyEngine(model("vibevoice-large"), comfy_settings) for _ in range(2))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            busy = pool.submit(first.synthesize, SynthesisInput("Speaker 1: Busy.", job_id="a"))
+            wait_until(lambda: fake_comfy.running is not None, 5, "the first chunk to run")
+            waiting = pool.submit(second.synthesize, SynthesisInput("Speaker 1: Waiting.", job_id="b"))
+            wait_until(lambda: fake_comfy.pending, 5, "the second chunk to queue")
+            second.cancel("b")
+            with pytest.raises(JobCancelled):
+                waiting.result(5)
+            assert fake_comfy.pending == []
+            first.cancel("a")
+            with pytest.raises(JobCancelled):
+                busy.result(5)
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.fake_comfy(synth_seconds=2.0)
+def test_restart_mid_chunk_is_retryable_and_the_retry_succeeds(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: Interrupted by a restart.", job_id="r"))
+        wait_until(lambda: fake_comfy.running is not None, 5, "the chunk to run")
+        fake_comfy.restart(down_seconds=0.2)
+        with pytest.raises(EngineUnavailable) as info:
+            future.result(10)
+    assert info.value.retryable
+    fake_comfy.configure(synth_seconds=0.0)
+    assert engine.synthesize(SynthesisInput("Speaker 1: Interrupted by a restart.", job_id="r")).duration > 1
+
+
+def test_voices_lost_by_the_server_are_uploaded_again(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    voice = Voice(wav(220))
+    engine.synthesize(SynthesisInput("Speaker 1: First.", voices={1: voice}))
+    shutil.rmtree(fake_comfy.ctx.input_dir / "narrator")  # a fresh container: inputs gone
+    assert engine.synthesize(SynthesisInput("Speaker 1: Second.", voices={1: voice})).duration > 0.3
+    assert fake_comfy.stats.uploads.count(f"narrator/{voice.digest}.wav") == 2
+
+
+def test_unreachable_server_is_retryable(fake_comfy: FakeComfy) -> None:
+    settings = Settings(comfy_url=f"http://127.0.0.1:{free_port()}", comfy_timeout=2.0)
+    e = ComfyEngine(model("vibevoice-large"), settings)
+    with pytest.raises(EngineUnavailable):
+        e.synthesize(SynthesisInput("Speaker 1: Anyone there?"))
+    e.close()
+
+
+def test_warm_up_waits_and_runs_one_prompt(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    fake_comfy.restart(down_seconds=0.5, wait=False)
+    engine.warm_up()
+    assert fake_comfy.stats.prompts_executed == 1
+    assert fake_comfy.stats.prompts[0]["5"]["inputs"]["text"].startswith("Speaker 1: ")
+
+
+def _format_model(tmp_path: Path, saver: dict[str, object]) -> ModelSpec:
+    wf = json.loads((ROOT / "workflows" / "vibevoice-large.json").read_text())
+    wf["6"] = {"class_type": saver["class_type"], "inputs": {"audio": ["5", 0], **saver["inputs"]}}  # type: ignore[dict-item]
+    (tmp_path / "fmt.json").write_text(json.dumps(wf))
+    toml = (ROOT / "workflows" / "vibevoice-large.toml").read_text()
+    toml = toml.replace('name = "vibevoice-large"', 'name = "fmt"').replace("vibevoice-large.json", "fmt.json")
+    (tmp_path / "fmt.toml").write_text(toml)
+    (tmp_path / "voices").mkdir()
+    shutil.copy(ROOT / "workflows" / "voices" / "narrator-default.flac", tmp_path / "voices")
+    return load_model_file(tmp_path / "fmt.toml")
+
+
+@pytest.mark.parametrize(
+    "saver",
+    [
+        {"class_type": "SaveAudioOpus", "inputs": {"filename_prefix": "narrator/op", "quality": "64k"}},
+        {"class_type": "SaveAudioMP3", "inputs": {"filename_prefix": "narrator/mp", "quality": "128k"}},
+        {"class_type": "PreviewAudio", "inputs": {}},
+    ],
+    ids=["opus", "mp3", "preview"],
+)
+def test_opus_and_mp3_outputs_are_decoded(saver: dict[str, object], tmp_path: Path, comfy_settings: Settings,
+                                          fake_comfy: FakeComfy) -> None:
+    e = ComfyEngine(_format_model(tmp_path, saver), comfy_settings)
+    reference = ComfyEngine(model("vibevoice-large"), comfy_settings)
+    try:
+        text = "Speaker 1: The same six words each time."
+        audio = e.synthesize(SynthesisInput(text))
+        flac = reference.synthesize(SynthesisInput(text))
+    finally:
+        e.close()
+        reference.close()
+    assert audio.sample_rate == 24000 and audio.samples.dtype == np.float32
+    assert abs(audio.duration - flac.duration) < 0.1  # Opus came back at 48 kHz and was resampled
+    assert float(np.abs(audio.samples).max()) > 0.1
+
+
+def test_model_without_workflow_is_a_model_error(comfy_settings: Settings) -> None:
+    spec = ModelSpec.model_validate({"name": "x", "engine": "comfyui"})
+    with pytest.raises(ModelError):
+        ComfyEngine(spec, comfy_settings)

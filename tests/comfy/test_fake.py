@@ -1,0 +1,168 @@
+"""The fake ComfyUI behaves like the recorded one: message sequences, uploads, /view, control API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import websocket
+
+from narrator.comfy.client import ComfyClient, Deadline
+from narrator.comfy.messages import Outcome
+from tests.fakes.comfyui import FakeComfy
+from tests.support.comfy import TRACES, FakeProcess, load_trace
+
+QUIET = {"status", "progress_state", "progress"}
+
+
+def _recorded(trace: str) -> tuple[list[str], dict[str, list[str]]]:
+    entries = load_trace(trace)
+    assert isinstance(entries, list)
+    kinds = [e["ws"]["type"] for e in entries if "ws" in e and e["ws"]["type"] not in QUIET]
+    files = {
+        e["ws"]["data"]["node"]: [a["filename"] for a in e["ws"]["data"]["output"]["audio"]]
+        for e in entries
+        if "ws" in e and e["ws"]["type"] == "executed"
+    }
+    return kinds, files
+
+
+def _replay(fake: FakeComfy, prompt: dict[str, Any]) -> list[dict[str, Any]]:
+    """Post like the recorder did and collect this prompt's messages up to its last word."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{fake.port}/ws?clientId=rec", timeout=5)
+    try:
+        hello = json.loads(ws.recv())
+        assert hello["type"] == "status" and hello["data"]["sid"] == "rec"
+        answer = httpx.post(f"{fake.url}/prompt", json={"prompt": prompt, "client_id": "rec"}, timeout=5)
+        assert answer.status_code == 200, answer.text
+        pid = answer.json()["prompt_id"]
+        messages = []
+        while True:
+            msg = json.loads(ws.recv())
+            if msg["data"].get("prompt_id") not in (pid, None):
+                continue
+            messages.append(msg)
+            if msg["type"] == "executing" and msg["data"]["node"] is None:
+                return messages
+    finally:
+        ws.close()
+
+
+def _prompt(name: str) -> dict[str, Any]:
+    return dict(json.loads((TRACES / f"prompt_{name}.json").read_text()))
+
+
+@pytest.mark.parametrize("case", ["load_save", "multi", "corrupt"])
+def test_message_sequence_matches_the_recording(case: str, fake_comfy: FakeComfy) -> None:
+    shutil.copy(fake_comfy.ctx.input_dir / "test_tone.wav", fake_comfy.ctx.input_dir / "test_tone (1).wav")
+    (fake_comfy.ctx.input_dir / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    kinds, files = _recorded(f"{case}.json")
+    messages = _replay(fake_comfy, _prompt(case))
+    assert [m["type"] for m in messages if m["type"] not in QUIET] == kinds
+    got = {m["data"]["node"]: [a["filename"] for a in m["data"]["output"]["audio"]]
+           for m in messages if m["type"] == "executed"}
+    assert set(got) == set(files)
+    for node, names in files.items():
+        if "temp" not in names[0]:
+            assert got[node] == names
+    if case == "corrupt":
+        error = next(m["data"] for m in messages if m["type"] == "execution_error")
+        assert (error["node_id"], error["node_type"], error["exception_type"]) == (
+            "1", "LoadAudio", "av.error.InvalidDataError")
+
+
+def test_rerun_and_enemyx_without_model_match_the_recording(fake_comfy: FakeComfy) -> None:
+    _replay(fake_comfy, _prompt("load_save"))
+    kinds, files = _recorded("load_save_rerun.json")
+    rerun = _replay(fake_comfy, _prompt("load_save"))
+    assert [m["type"] for m in rerun if m["type"] not in QUIET] == kinds
+    assert next(m for m in rerun if m["type"] == "execution_cached")["data"]["nodes"] == ["1", "2"]
+    assert {m["data"]["node"]: [a["filename"] for a in m["data"]["output"]["audio"]]
+            for m in rerun if m["type"] == "executed"} == files
+    fake_comfy.configure(enemyx_models=[])  # the recording's server had no VibeVoice weights
+    kinds, _ = _recorded("enemyx_nomodel.json")
+    messages = _replay(fake_comfy, _prompt("enemyx_nomodel"))
+    assert [m["type"] for m in messages if m["type"] not in QUIET] == kinds
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    expected = "Error generating speech: Model 'No models found' not found in models/vibevoice/\n"
+    assert error["exception_message"] == expected
+
+
+def test_upload_rename_and_overwrite_rules(fake_comfy: FakeComfy) -> None:
+    def upload(data: bytes, **form: str) -> httpx.Response:
+        return httpx.post(f"{fake_comfy.url}/upload/image", files={"image": ("v.wav", data)}, data=form, timeout=5)
+
+    assert upload(b"one").json() == {"name": "v.wav", "subfolder": "", "type": "input"}
+    assert upload(b"one").json()["name"] == "v.wav"  # same bytes: reused
+    assert upload(b"two").json()["name"] == "v (1).wav"  # other bytes: renamed
+    assert upload(b"three", overwrite="true").json()["name"] == "v.wav"
+    assert (fake_comfy.ctx.input_dir / "v.wav").read_bytes() == b"three"
+    assert upload(b"x", subfolder="narrator").json() == {"name": "v.wav", "subfolder": "narrator", "type": "input"}
+    assert httpx.post(f"{fake_comfy.url}/upload/image", data={"subfolder": "x"}, timeout=5).status_code == 400
+    listed = httpx.get(f"{fake_comfy.url}/object_info/LoadAudio", timeout=5).json()
+    assert "narrator/v.wav" in listed["LoadAudio"]["input"]["required"]["audio"][0]
+
+
+def test_view_rules(fake_comfy: FakeComfy) -> None:
+    (fake_comfy.ctx.output_dir / "a").mkdir()
+    (fake_comfy.ctx.output_dir / "a" / "x.flac").write_bytes(b"fLaC")
+    view = f"{fake_comfy.url}/view"
+    ok = httpx.get(view, params={"filename": "x.flac", "subfolder": "a", "type": "output"}, timeout=5)
+    assert ok.status_code == 200 and ok.headers["content-type"] == "audio/flac" and ok.content == b"fLaC"
+    assert httpx.get(view, params={"filename": "../x.flac", "subfolder": "a"}, timeout=5).status_code == 400
+    assert httpx.get(view, params={"filename": "x.flac", "subfolder": "../.."}, timeout=5).status_code == 403
+    assert httpx.get(view, params={"filename": "nope.flac"}, timeout=5).status_code == 404
+
+
+def test_prompt_without_client_id_tells_nobody(fake_comfy: FakeComfy) -> None:
+    ws = websocket.create_connection(f"ws://127.0.0.1:{fake_comfy.port}/ws?clientId=watcher", timeout=5)
+    try:
+        ws.recv()
+        pid = httpx.post(f"{fake_comfy.url}/prompt", json={"prompt": _prompt("load_save")}, timeout=5).json()
+        deadline = time.monotonic() + 5
+        while pid["prompt_id"] not in fake_comfy.history and time.monotonic() < deadline:
+            ws.settimeout(0.05)
+            try:
+                msg = json.loads(ws.recv())
+            except websocket.WebSocketTimeoutException:
+                continue
+            assert msg["type"] == "status"  # queue changes go to everyone, execution messages to nobody
+        assert pid["prompt_id"] in fake_comfy.history
+    finally:
+        ws.close()
+
+
+def test_control_api(fake_comfy: FakeComfy) -> None:
+    bad = httpx.post(f"{fake_comfy.url}/_fake/config", json={"no_such_knob": 1}, timeout=5)
+    assert bad.status_code == 400
+    good = httpx.post(f"{fake_comfy.url}/_fake/config", json={"synth_seconds": 0.25}, timeout=5)
+    assert good.json()["synth_seconds"] == 0.25 and fake_comfy.config.synth_seconds == 0.25
+    stats = httpx.get(f"{fake_comfy.url}/_fake/stats", timeout=5).json()
+    assert stats["prompts_executed"] == 0 and stats["restarts"] == 0
+
+
+def test_fakes_as_processes(fake_comfy_process: FakeProcess,
+                            fake_comfy_processes: Callable[..., list[FakeProcess]]) -> None:
+    more = fake_comfy_processes(1, synth_seconds=0.1)
+    assert more[0].url != fake_comfy_process.url
+    other = ComfyClient(more[0].url)
+    try:
+        assert other.run(_prompt("load_save"), Deadline(10)).outcome is Outcome.SUCCESS
+    finally:
+        other.close()
+    fake_comfy_process.configure(fail_node="SaveAudio")
+    client = ComfyClient(fake_comfy_process.url)
+    try:
+        state = client.run(_prompt("load_save"), Deadline(10))
+        assert state.outcome is Outcome.ERROR and state.error is not None
+        assert state.error.node_type == "SaveAudio"
+        fake_comfy_process.configure(fail_node=None)
+        assert client.run(_prompt("load_save"), Deadline(10)).outcome is Outcome.SUCCESS
+    finally:
+        client.close()
+    assert fake_comfy_process.stats()["prompts_executed"] == 2
