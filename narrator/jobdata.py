@@ -98,11 +98,15 @@ class ChunkEntry(BaseModel):
     index: int
     text: str
     """What the engine is given (after normalisation and speaker formatting)."""
+    caption: str = ""
+    """The chunk's source text, for captions."""
     start: int
     end: int
     boundary: str
     speaker: int = 1
     pause_ms: int | None = None
+    params: dict[str, Any] | None = None
+    """This chunk's own settings (an SSML prosody rate); None: the job's."""
     digest: str
     """Content hash of everything that decides this chunk's audio."""
 

@@ -42,9 +42,8 @@ def join_job(manifest: jobdata.Manifest, store: ObjectStore) -> Joined:
         )
         key = jobdata.joined_key(job_id, manifest.format)
         store.put_file(key, out, audio.content_type(manifest.format))
-    source = manifest.request.get("text", "")
     cues = [
-        (start, end, source[entry.start : entry.end] if source else entry.text)
+        (start, end, entry.caption or entry.text)
         for entry, (start, end) in zip(manifest.chunks, report.spans, strict=True)
     ]
     captions = {"srt": audio.srt(cues), "vtt": audio.webvtt(cues)}

@@ -57,6 +57,15 @@ class JobRequest(_Strict):
     """Seed-era RunPod field: base64 WAV of the voice to clone."""
     reference_audio_url: str | None = None
     """Seed-era RunPod field: URL of the voice to clone."""
+    voices: dict[str, str] | None = None
+    """Speaker voices for scripts: ``{"1": voice, "2": voice, ...}``, each like ``voice``."""
+    speakers: dict[str, int] | None = None
+    """Script names mapped to speaker numbers: ``{"Alice": 1, "Bob": 2}`` for lines ``Alice: ...``."""
+    normalize: bool = True
+    """Read numbers, money, dates, abbreviations, URLs out (English)."""
+    ssml: bool | None = None
+    """The text is SSML; None: when it starts with ``<speak``."""
+    language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")
     voice_settings: VoiceSettings = VoiceSettings()
     output: OutputSpec = OutputSpec()
     timeout: float | None = Field(None, gt=0, le=24 * 3600, description="seconds to wait for the job")
@@ -71,8 +80,28 @@ class JobRequest(_Strict):
             raise ValueError(f"text contains a control or surrogate character at offset {bad.start()}")
         return value
 
+    @field_validator("voices")
+    @classmethod
+    def _voice_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not key.isdigit() or not 1 <= int(key) <= 16:
+                raise ValueError(f"voices keys are speaker numbers 1 to 16, not {key!r}")
+        return value
+
+    @field_validator("speakers")
+    @classmethod
+    def _speaker_numbers(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        for name, number in (value or {}).items():
+            if not 1 <= number <= 16:
+                raise ValueError(f"speaker {name!r} must be a number from 1 to 16, not {number}")
+            if not name.strip() or len(name) > 64:
+                raise ValueError("speaker names are 1 to 64 characters")
+        return value
+
     @model_validator(mode="after")
     def _one_voice(self) -> JobRequest:
+        if self.voices and "1" in self.voices and self.voice_input() is not None:
+            raise ValueError("speaker 1's voice is given twice (voices.1 and voice/reference_audio)")
         given = [n for n in ("voice", "reference_audio", "reference_audio_url") if getattr(self, n)]
         if len(given) > 1:
             names = ", ".join(given)
@@ -80,19 +109,24 @@ class JobRequest(_Strict):
         return self
 
     def voice_input(self) -> VoiceInput | None:
-        """The one voice this request names, classified."""
+        """The one voice this request names for speaker 1 (``voice`` or a seed-era field), classified."""
         if self.reference_audio:
             return VoiceInput(kind="base64", value=self.reference_audio, field="reference_audio")
         if self.reference_audio_url:
             return VoiceInput(kind="url", value=self.reference_audio_url, field="reference_audio_url")
         if not self.voice:
             return None
-        value = self.voice.strip()
-        if value.lower().startswith(("http://", "https://")) or "://" in value[:16]:
-            return VoiceInput(kind="url", value=value, field="voice")
-        if VOICE_NAME.match(value) and len(value) <= 64:
-            return VoiceInput(kind="name", value=value, field="voice")
-        return VoiceInput(kind="base64", value=value, field="voice")
+        return classify_voice(self.voice, "voice")
+
+    def voice_inputs(self) -> dict[int, VoiceInput]:
+        """Speaker number -> voice, from ``voices`` and the single-voice fields (speaker 1)."""
+        out: dict[int, VoiceInput] = {}
+        for key, value in (self.voices or {}).items():
+            out[int(key)] = classify_voice(value, f"voices.{key}")
+        single = self.voice_input()
+        if single is not None:
+            out[1] = single
+        return out
 
     @classmethod
     def parse(cls, data: Any) -> JobRequest:
@@ -108,6 +142,15 @@ class JobRequest(_Strict):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def classify_voice(raw: str, field: str) -> VoiceInput:
+    value = raw.strip()
+    if value.lower().startswith(("http://", "https://")) or "://" in value[:16]:
+        return VoiceInput(kind="url", value=value, field=field)
+    if VOICE_NAME.match(value):
+        return VoiceInput(kind="name", value=value, field=field)
+    return VoiceInput(kind="base64", value=value, field=field)
 
 
 class VoiceInput(BaseModel):

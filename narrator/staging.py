@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audio, jobdata
-from .chunker import chunk_text
+from .chunker import speaker_text
 from .errors import InvalidRequest
 from .fetch import fetch
 from .models import ModelSpec
@@ -25,31 +25,20 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
     request, model = admitted.request, admitted.model
     voices: dict[int, str] = {}
     voice_digests: dict[int, str] = {}
-    voice = request.voice_input()
-    if voice is not None:
+    for speaker, voice in sorted(request.voice_inputs().items()):
         data = audio.normalise_voice(
             load_voice(voice, settings),
             field=voice.field,
             max_seconds=settings.max_voice_seconds,
             sample_rate=model.sample_rate,
         )
+        # A model without cloning accepts a voice (checked as audio above) and does not use it.
         if model.voice_cloning:
-            key = jobdata.voice_key(job_id, 1)
+            key = jobdata.voice_key(job_id, speaker)
             store.put_bytes(key, data, "audio/wav")
-            voices[1] = key
-            voice_digests[1] = hashlib.sha256(data).hexdigest()
-    workflow_digest = _workflow_digest(model)
-    chunks = []
-    for c in chunk_text(request.text, model.max_chunk_chars):
-        text = model.speaker_format.format(n=1, text=c.text)
-        digest = chunk_digest(model, workflow_digest, voice_digests, text, admitted.params)
-        chunks.append(
-            jobdata.ChunkEntry(
-                index=c.index, text=text, start=c.start, end=c.end, boundary=str(c.boundary), digest=digest
-            )
-        )
-    if not chunks:
-        raise InvalidRequest("nothing to speak", field="text")
+            voices[speaker] = key
+            voice_digests[speaker] = hashlib.sha256(data).hexdigest()
+    chunks = chunk_entries(admitted, voice_digests)
     manifest = jobdata.Manifest(
         job_id=job_id,
         request=_without_inline_audio(request.to_json()),
@@ -66,6 +55,43 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
     jobdata.put_json(store, jobdata.manifest_key(job_id), manifest.model_dump(mode="json"))
     log.info("staged", extra={"job_id": job_id, "chunks": len(chunks), "model": model.name})
     return manifest
+
+
+def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[jobdata.ChunkEntry]:
+    """Manifest entries for the chunks that have something to say, renumbered."""
+    model = admitted.model
+    workflow_digest = _workflow_digest(model)
+    entries: list[jobdata.ChunkEntry] = []
+    for c in admitted.chunks:
+        if not c.spoken.strip():
+            # Nothing to say (an emoji, a rule line): keep its pause on the chunk before.
+            if entries and c.pause_ms:
+                entries[-1] = entries[-1].model_copy(update={"pause_ms": max(entries[-1].pause_ms or 0, c.pause_ms)})
+            continue
+        text = speaker_text(c, model.speaker_format)
+        params = dict(admitted.params)
+        if c.speed is not None and "speed" in model.supported_parameters:
+            params["speed"] = round(float(params.get("speed", 1.0)) * c.speed, 4)
+        digest = chunk_digest(model, workflow_digest, voice_digests, text, params)
+        entries.append(
+            jobdata.ChunkEntry(
+                index=len(entries),
+                text=text,
+                caption=" ".join(c.text.split()),
+                start=c.start,
+                end=c.end,
+                boundary=str(c.boundary),
+                speaker=c.speaker,
+                pause_ms=c.pause_ms,
+                params=params if params != admitted.params else None,
+                digest=digest,
+            )
+        )
+    if not entries:
+        raise InvalidRequest("nothing to speak", field="text")
+    # The last spoken chunk ends the recording, whatever followed it in the text.
+    entries[-1] = entries[-1].model_copy(update={"boundary": "end"})
+    return entries
 
 
 def load_voice(voice: VoiceInput, settings: Settings) -> bytes:

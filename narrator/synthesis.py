@@ -43,7 +43,8 @@ def synthesize_chunk(
         cached = True
     else:
         voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
-        item = SynthesisInput(text=entry.text, voices=voices, params=manifest.params, job_id=job_id, index=index)
+        params = entry.params if entry.params is not None else manifest.params
+        item = SynthesisInput(text=entry.text, voices=voices, params=params, job_id=job_id, index=index)
         result = engine_for().synthesize(item)
         data = audio.encode(result, "flac")
         # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audio
+from .chunker import Chunk, chunk_text
 from .errors import AudioError, FetchError, InvalidRequest
 from .fetch import check_url
 from .models import ModelRegistry, ModelSpec
@@ -31,6 +32,8 @@ class Admitted:
     model: ModelSpec
     params: dict[str, Any]
     """The model's defaults overlaid with the request's voice settings."""
+    chunks: list[Chunk]
+    """The text, chunked as the model wants it (chunking is where SSML and scripts are checked)."""
 
 
 def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
@@ -41,8 +44,9 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         )
     model = _model(request, settings, registry)
     params = _params(request, model)
-    voice = request.voice_input()
-    if voice is not None:
+    for speaker, voice in request.voice_inputs().items():
+        if speaker > model.speakers:
+            raise InvalidRequest(f"model {model.name!r} voices at most {model.speakers} speakers", field=voice.field)
         check_voice(voice, settings)
     if request.output.url_expires and request.output.url_expires > settings.presign_max_seconds:
         raise InvalidRequest(
@@ -51,7 +55,19 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         )
     if request.output.format not in FORMATS:
         raise InvalidRequest(f"unsupported format {request.output.format!r}", field="output.format")
-    return Admitted(request=request, model=model, params=params)
+    chunks = chunk_text(
+        request.text,
+        model.max_chunk_chars,
+        min_chars=model.min_chunk_chars,
+        normalize=request.normalize,
+        speakers=request.speakers,
+        max_speakers=model.speakers,
+        ssml=request.ssml,
+        language=request.language,
+    )
+    if not any(c.spoken.strip() for c in chunks):
+        raise InvalidRequest("nothing to speak", field="text")
+    return Admitted(request=request, model=model, params=params, chunks=chunks)
 
 
 def _model(request: JobRequest, settings: Settings, registry: ModelRegistry) -> ModelSpec:

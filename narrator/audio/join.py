@@ -32,7 +32,16 @@ from .types import Audio
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAUSES_MS: Mapping[str, float] = {"sentence": 350.0, "paragraph": 900.0, "speaker": 600.0, "end": 0.0}
+DEFAULT_PAUSES_MS: Mapping[str, float] = {
+    "word": 60.0,
+    "clause": 200.0,
+    "sentence": 350.0,
+    "paragraph": 900.0,
+    "heading": 1100.0,
+    "speaker": 600.0,
+    "break": 500.0,
+    "end": 0.0,
+}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,18 @@
 """Text -> ordered chunks. Pure: no I/O, no Celery."""
 
-from .core import Boundary, Chunk, chunk_text
+from .chunk import Boundary, Chunk, estimated_seconds, speaker_text, spoken_words
+from .core import chunk_text
+from .normalize import normalize
+from .ssml import MAX_SSML_BYTES, looks_like_ssml
 
-__all__ = ["Boundary", "Chunk", "chunk_text"]
+__all__ = [
+    "MAX_SSML_BYTES",
+    "Boundary",
+    "Chunk",
+    "chunk_text",
+    "estimated_seconds",
+    "looks_like_ssml",
+    "normalize",
+    "speaker_text",
+    "spoken_words",
+]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
-from scipy import signal
 
 from narrator import jobs
 from narrator.engines import SynthesisInput, get_engine
@@ -16,6 +14,7 @@ from narrator.errors import InvalidRequest
 from narrator.models import ModelRegistry
 from narrator.settings import Settings
 from narrator.storage import open_store
+from tests.pipeline.checks import assert_chunks_in_order
 from tests.support.procs import WorkerPool
 
 TEXT = (
@@ -61,28 +60,7 @@ def test_job_through_redis_and_workers(broker_settings: Settings, worker_pool: W
     manifest_texts = [c["text"] for c in manifest["chunks"]]
     expected = in_process_seconds(broker_settings, manifest_texts)
     assert abs(result.duration_seconds - expected) / expected < 0.25, (result.duration_seconds, expected)
-    _assert_chunks_in_order(store, handle.id, result.chunks, samples, rate)
-
-
-def _assert_chunks_in_order(store, job_id: str, n: int, output: np.ndarray, rate: int) -> None:  # type: ignore[no-untyped-def]
-    position = 0
-    for i in range(n):
-        chunk, chunk_rate = sf.read(io.BytesIO(store.get_bytes(f"jobs/{job_id}/chunks/{i:05d}.flac")), dtype="float32")
-        assert chunk_rate == rate
-        # Find half a second from the middle of the chunk in the output, after the
-        # previous chunk. Long enough that the limiter's touch on peaks does not matter.
-        width, step = rate // 2, rate // 10
-        starts = range(0, max(1, len(chunk) - width), step)
-        start = max(starts, key=lambda s: float(np.sum(chunk[s : s + width] ** 2)))
-        probe = chunk[start : start + width]
-        rest = output[position:]
-        corr = signal.correlate(rest, probe, mode="valid", method="fft")
-        energy = signal.fftconvolve(rest**2, np.ones(len(probe)), mode="valid")
-        norm = np.sqrt(np.maximum(energy, 0)) * np.linalg.norm(probe)
-        score = corr / np.maximum(norm, 1e-9)
-        best = int(np.argmax(score))
-        assert score[best] > 0.8, f"chunk {i} not found after sample {position} (score {score[best]:.2f})"
-        position += best + len(probe)
+    assert_chunks_in_order(store, handle.id, result.chunks, samples, rate)
 
 
 def test_bad_request_is_refused_before_anything_is_queued(broker_settings: Settings) -> None:

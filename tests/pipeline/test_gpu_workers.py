@@ -1,0 +1,66 @@
+"""The production path: GPU worker processes, each driving its own (fake) ComfyUI, on the real Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+import soundfile as sf
+
+from narrator import jobs
+from narrator.settings import Settings
+from narrator.storage import open_store
+from tests.pipeline.checks import assert_chunks_in_order
+from tests.support.procs import WorkerPool
+
+pytestmark = pytest.mark.integration
+
+SENTENCES = [
+    "The river ran brown and fast after the spring rains had come down from the hills.",
+    "Nobody in the village could remember a flood quite like the one that came that year.",
+    "The miller's daughter kept a careful record of the water's height on the old stone wall.",
+]
+
+
+def thirty_paragraphs() -> str:
+    return "\n\n".join(f"Part {i + 1}. {SENTENCES[i % 3]} {SENTENCES[(i + 1) % 3]}" for i in range(30))
+
+
+def posted_texts(fakes: list[Any]) -> Counter[str]:
+    texts: Counter[str] = Counter()
+    for fake in fakes:
+        for prompt in fake.stats()["prompts"]:
+            for node in prompt.values():
+                if node.get("class_type") == "VibeVoiceTTS":
+                    texts[node["inputs"]["text"]] += 1
+    return texts
+
+
+def test_thirty_chunks_on_three_gpu_workers(
+    broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
+) -> None:
+    fakes = fake_comfy_processes(3)
+    for i, fake in enumerate(fakes):
+        worker_pool.start(broker_settings.with_(comfy_url=fake.url), queues="narrator.gpu", name=f"gpu{i}")
+    worker_pool.start(broker_settings, queues="narrator.cpu", concurrency=2, name="cpu")
+
+    text = thirty_paragraphs()
+    handle = jobs.submit({"text": text, "model": "vibevoice-large", "output": {"format": "flac"}}, broker_settings)
+    result = handle.wait(timeout=240)
+
+    assert result.chunks == 30 and result.sample_rate == 24000
+    texts = posted_texts(fakes)
+    assert sum(texts.values()) == 30, texts
+    assert all(count == 1 for count in texts.values()), "a chunk was synthesized twice"
+    manifest = json.loads(open_store(broker_settings).get_bytes(f"jobs/{handle.id}/manifest.json"))
+    assert set(texts) == {c["text"] for c in manifest["chunks"]}
+    # Every fake did some of the work: the chunks really fanned out.
+    assert all(fake.stats()["prompts_executed"] > 0 for fake in fakes)
+
+    store = open_store(broker_settings)
+    samples, rate = sf.read(io.BytesIO(store.get_bytes(result.output_key)), dtype="float32")
+    assert rate == 24000
+    assert_chunks_in_order(store, handle.id, 30, samples, rate)
