@@ -32,6 +32,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": CPU_QUEUE,
         "task_queues": [Queue(CPU_QUEUE), Queue(GPU_QUEUE)],
         "task_routes": {"narrator.synthesize_chunk": {"queue": GPU_QUEUE}},
+        "task_annotations": {
+            "narrator.synthesize_chunk": {
+                "soft_time_limit": settings.chunk_soft_time_limit,
+                "time_limit": settings.chunk_time_limit,
+            }
+        },
         "task_track_started": True,
         "task_send_sent_event": True,
         "worker_send_task_events": True,

@@ -9,14 +9,15 @@ from the job id alone.
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from celery import Task, chain, chord, group
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from .. import jobdata, logs
-from ..engines import get_engine
-from ..errors import JobCancelled, NarratorError, PermanentError
+from ..engines import Engine, get_engine
+from ..errors import EngineUnavailable, JobCancelled, NarratorError, PermanentError, RetryableError
 from ..joining import join_job
 from ..publish import publish
 from ..staging import stage
@@ -41,9 +42,18 @@ def chunk_id(job_id: str, index: int) -> str:
 
 
 class JobTask(Task):  # type: ignore[misc]
-    """Base of the pipeline tasks: their first argument is the job id."""
+    """Base of the pipeline tasks: their first argument is the job id.
+
+    Every step is idempotent (it rewrites the same objects), so transient failures
+    (storage throttling, a broker blip) are retried with jittered backoff.
+    """
 
     abstract = True
+    autoretry_for = (RetryableError,)
+    retry_backoff = 1
+    retry_backoff_max = 30
+    retry_jitter = True
+    max_retries = 5
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         job_id = kwargs.get("job_id") or (args[0] if args else "")
@@ -120,18 +130,37 @@ def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
     spec = rt.registry.get(manifest.model)
     if spec is None:
         raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
+    engine = None
+
+    def engine_for() -> Engine:
+        nonlocal engine
+        engine = get_engine(spec, rt.settings)
+        return engine
+
     try:
-        outcome = synthesize_one(job_id, index, manifest, rt.store, lambda: get_engine(spec, rt.settings))
+        outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for)
+    except SoftTimeLimitExceeded:
+        if engine is not None:
+            engine.cancel(job_id)  # free the GPU before the retry lands on it
+        exc: NarratorError = EngineUnavailable(f"chunk {index}: over the {rt.settings.chunk_soft_time_limit} s limit")
+        raise _retry_or_fail(self, exc, job_id, index) from None
     except NarratorError as exc:
-        if exc.retryable and self.request.retries < rt.settings.chunk_max_retries:
-            countdown = min(60.0, 2.0**self.request.retries)
-            log.warning(
-                "chunk retry", extra={"job_id": job_id, "chunk": index, "error": str(exc), "in": countdown}
-            )
-            raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.chunk_max_retries) from exc
-        raise type(exc)(f"chunk {index}: {exc}") from exc
+        raise _retry_or_fail(self, exc, job_id, index) from exc
     publish_progress(job_id, self.request.root_id)
     return {"index": outcome.index, "seconds": outcome.seconds, "cached": outcome.cached}
+
+
+def _retry_or_fail(task: Task, exc: NarratorError, job_id: str, index: int) -> BaseException:
+    """The exception to raise: a Celery retry for transient errors while retries last, else the error."""
+    retries = runtime.current().settings.chunk_max_retries
+    if exc.retryable and task.request.retries < retries:
+        # Jitter spreads the retries of many chunks that failed together (a ComfyUI restart).
+        countdown = min(60.0, 2.0**task.request.retries) * random.uniform(0.5, 1.5)
+        log.warning("chunk retry", extra={"job_id": job_id, "chunk": index, "error": str(exc), "in": countdown})
+        return task.retry(exc=exc, countdown=countdown, max_retries=retries, throw=False)  # type: ignore[no-any-return]
+    if not str(exc).startswith(f"chunk {index}:"):
+        exc.args = (f"chunk {index}: {exc}", *exc.args[1:])
+    return exc
 
 
 def publish_progress(job_id: str, root_id: str | None) -> None:
