@@ -43,6 +43,15 @@ def request_key(job_id: str) -> str:
     return job_prefix(job_id) + "request.json"
 
 
+def staged_prefix(job_id: str) -> str:
+    return job_prefix(job_id) + "staged/"
+
+
+def staged_key(job_id: str, chunks: int) -> str:
+    # The chunk count in the key: progress needs no GET of a (possibly large) manifest.
+    return staged_prefix(job_id) + str(chunks)
+
+
 def voice_key(job_id: str, speaker: int) -> str:
     return job_prefix(job_id) + f"voices/{speaker}.wav"
 
@@ -179,9 +188,10 @@ def read_progress(store: ObjectStore, job_id: str) -> Progress:
     prefix = job_prefix(job_id)
     names = {k[len(prefix) :] for k in keys}
     progress = Progress(job_id=job_id)
-    if "manifest.json" in names:
+    staged = [n for n in names if n.startswith("staged/")]
+    if staged:
         progress.state = "SYNTHESIZING"
-        progress.chunks_total = len(read_manifest(store, job_id).chunks)
+        progress.chunks_total = int(staged[0].removeprefix("staged/"))
     done = parse_done([n for n in names if n.startswith("done/")])
     progress.chunks_done = len(done)
     progress.audio_seconds = sum(d.seconds for d in done.values())

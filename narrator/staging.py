@@ -53,6 +53,7 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
         chunks=chunks,
     )
     jobdata.put_json(store, jobdata.manifest_key(job_id), manifest.model_dump(mode="json"))
+    store.put_bytes(jobdata.staged_key(job_id, len(chunks)), b"")
     log.info("staged", extra={"job_id": job_id, "chunks": len(chunks), "model": model.name})
     return manifest
 

@@ -68,6 +68,9 @@ def configure(settings: Settings) -> Celery:
         app._pool = None
         if "amqp" in app.__dict__:
             app.amqp._producer_pool = None
+    if app.conf.result_backend != conf["result_backend"] and hasattr(app._local, "backend"):
+        # Likewise the result backend object, cached per thread.
+        del app._local.backend
     app.conf.update(conf)
     from . import runtime
 

@@ -24,7 +24,7 @@ from ..staging import stage
 from ..synthesis import synthesize_chunk as synthesize_one
 from ..validation import admit
 from . import runtime
-from .app import CPU_QUEUE, GPU_QUEUE, app
+from .app import GPU_QUEUE, app
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _check_cancelled(job_id: str) -> None:
         raise JobCancelled(f"job {job_id} was cancelled")
 
 
-@app.task(name="narrator.job", bind=True, base=JobTask, queue=CPU_QUEUE)
+@app.task(name="narrator.job", bind=True, base=JobTask)
 def job(self: Task, request: dict[str, Any] | None = None, request_ref: str | None = None) -> Any:
     """Entry task: takes the request as JSON; its result is the job's JobResult."""
     job_id = jobdata.normalise_job_id(self.request.id or "")
@@ -92,7 +92,7 @@ def job(self: Task, request: dict[str, Any] | None = None, request_ref: str | No
     return self.replace(canvas)
 
 
-@app.task(name="narrator.stage_input", base=JobTask, queue=CPU_QUEUE)
+@app.task(name="narrator.stage_input", base=JobTask)
 def stage_input(job_id: str, request: dict[str, Any] | None, request_ref: str | None = None) -> dict[str, Any]:
     rt = runtime.current()
     if request is None and request_ref is not None:
@@ -102,7 +102,7 @@ def stage_input(job_id: str, request: dict[str, Any] | None, request_ref: str | 
     return {"job_id": job_id, "chunks": len(manifest.chunks)}
 
 
-@app.task(name="narrator.synthesize", bind=True, base=JobTask, queue=CPU_QUEUE)
+@app.task(name="narrator.synthesize", bind=True, base=JobTask)
 def synthesize(self: Task, job_id: str) -> Any:
     """Fan out: one chunk task per chunk (GPU queue), then concatenate (CPU queue)."""
     _check_cancelled(job_id)
@@ -118,14 +118,13 @@ def synthesize(self: Task, job_id: str) -> Any:
     name="narrator.synthesize_chunk",
     bind=True,
     base=JobTask,
-    queue=GPU_QUEUE,
     autoretry_for=(),
     acks_late=True,
 )
 def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
     rt = runtime.current()
     _check_cancelled(job_id)
-    manifest = jobdata.read_manifest(rt.store, job_id)
+    manifest = rt.manifest(job_id)
     logs.bind(model=manifest.model)
     spec = rt.registry.get(manifest.model)
     if spec is None:
@@ -180,7 +179,7 @@ def publish_progress(job_id: str, root_id: str | None) -> None:
     app.backend.store_result(root_id, meta, "PROGRESS")
 
 
-@app.task(name="narrator.concatenate", base=JobTask, queue=CPU_QUEUE)
+@app.task(name="narrator.concatenate", base=JobTask)
 def concatenate(job_id: str) -> dict[str, Any]:
     rt = runtime.current()
     _check_cancelled(job_id)
@@ -189,7 +188,7 @@ def concatenate(job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "key": joined.key, "duration": joined.duration}
 
 
-@app.task(name="narrator.upload", base=JobTask, queue=CPU_QUEUE)
+@app.task(name="narrator.upload", base=JobTask)
 def upload(joined: dict[str, Any] | None, job_id: str | None = None) -> dict[str, Any]:
     # In a chain after a chord, the previous result arrives first; the job id is bound.
     if job_id is None:

@@ -7,17 +7,35 @@ handler); built lazily so importing the tasks costs nothing.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import cached_property
 
+from .. import jobdata
 from ..models import ModelRegistry
 from ..settings import Settings
 from ..storage import ObjectStore, open_store
+
+_MANIFESTS = 8
 
 
 @dataclass
 class Runtime:
     settings: Settings
+    _manifests: OrderedDict[str, jobdata.Manifest] = field(default_factory=OrderedDict)
+
+    def manifest(self, job_id: str) -> jobdata.Manifest:
+        """A job's manifest, read once per process: it does not change after staging."""
+        with _lock:
+            cached = self._manifests.get(job_id)
+        if cached is not None:
+            return cached
+        manifest = jobdata.read_manifest(self.store, job_id)
+        with _lock:
+            self._manifests[job_id] = manifest
+            while len(self._manifests) > _MANIFESTS:
+                self._manifests.popitem(last=False)
+        return manifest
 
     @cached_property
     def registry(self) -> ModelRegistry:

@@ -619,12 +619,15 @@ class FakeComfy:
         ctx = Context(
             self.ctx.input_dir, self.ctx.output_dir, self.ctx.temp_dir, cfg.seconds_per_word, tuple(cfg.enemyx_models)
         )
+        began = time.perf_counter()
         result = await asyncio.to_thread(impl, ctx, inputs)
         if class_type in SLOW_NODES:
             assert self._interrupt is not None
-            if cfg.synth_seconds > 0:
+            # A TTS node takes synth_seconds in all: making the audio counts toward it.
+            remaining = cfg.synth_seconds - (time.perf_counter() - began)
+            if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._interrupt.wait(), cfg.synth_seconds)
+                    await asyncio.wait_for(self._interrupt.wait(), remaining)
             if self._interrupt.is_set():
                 raise _Interrupted
             steps = int(inputs.get("inference_steps", inputs.get("diffusion_steps", 10)))
