@@ -199,9 +199,10 @@ def read_progress(store: ObjectStore, job_id: str) -> Progress:
         progress.state = "UPLOADING"
     if "result.json" in names:
         progress.state = "SUCCESS"
-    if "cancelled" in names:
-        progress.state = "CANCELLED"
     if "error.json" in names and progress.state != "SUCCESS":
         progress.state = "FAILURE"
         progress.error = str(get_json(store, error_key(job_id)).get("error", "failed"))
+    if "cancelled" in names and progress.state != "SUCCESS":
+        # Cancelling makes the running tasks fail; the job was cancelled, not broken.
+        progress.state = "CANCELLED"
     return progress

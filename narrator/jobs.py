@@ -186,7 +186,12 @@ def _no_secrets(exc: BaseException) -> str:
 
 def get(job_id: str, settings: Settings | None = None) -> JobHandle:
     """Re-attach to a job from any process that shares the storage and backend."""
-    return JobHandle(job_id, settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    if not settings.eager:
+        from .tasks import configure
+
+        configure(settings)
+    return JobHandle(job_id, settings)
 
 
 def _run_in_thread(handle: JobHandle, kwargs: dict[str, Any]) -> None:

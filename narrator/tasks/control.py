@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from celery.worker.control import control_command
 
 from .. import jobdata
-from ..engines import running_engines
 from ..errors import JobNotFound
 from ..storage import ObjectStore
 from .app import app
@@ -27,15 +23,8 @@ def job_task_ids(job_id: str, task_id: str, store: ObjectStore) -> list[str]:
 
 
 def revoke_job(job_id: str, task_id: str, store: ObjectStore) -> None:
+    """Revoke the job's queued tasks. A chunk already running stops on the cancel
+    marker (narrator.cancel.watch), which reaches it with any broker."""
     ids = job_task_ids(job_id, task_id, store)
     app.control.revoke(ids)
-    # Revoking does not stop a chunk already running on a GPU: ask its engine to interrupt.
-    app.control.broadcast("narrator_cancel", arguments={"job_id": job_id})
     log.info("cancelled", extra={"job_id": job_id, "revoked": len(ids)})
-
-
-@control_command(args=[("job_id", str)], signature="<job_id>")  # type: ignore[misc]
-def narrator_cancel(state: Any, job_id: str) -> dict[str, Any]:
-    for engine in running_engines():
-        engine.cancel(job_id)
-    return {"ok": f"cancel sent for {job_id}"}

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Task, chain, chord, group
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from .. import jobdata, logs
+from .. import cancel, jobdata, logs
 from ..engines import Engine, get_engine
 from ..errors import EngineUnavailable, JobCancelled, NarratorError, PermanentError, RetryableError
 from ..joining import join_job
@@ -137,7 +137,8 @@ def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
         return engine
 
     try:
-        outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for)
+        with cancel.watch(rt.store, job_id, lambda: engine):
+            outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for)
     except SoftTimeLimitExceeded:
         if engine is not None:
             engine.cancel(job_id)  # free the GPU before the retry lands on it
