@@ -15,13 +15,28 @@ from typing import Any
 
 from . import audio
 from .chunker import Chunk, chunk_text
-from .errors import AudioError, FetchError, InvalidRequest
+from .comfy.object_info import packaged
+from .comfy.workflow import Target, check_params, load_workflow, resolve_bindings
+from .errors import AudioError, FetchError, InvalidRequest, ModelError
 from .fetch import check_url
 from .models import ModelRegistry, ModelSpec
 from .request import JobRequest, VoiceInput
 from .settings import Settings
 
 FORMATS = ("wav", "flac", "mp3", "opus")
+#: What a ``data:`` URI's media type promises; the content must keep the promise.
+DECLARED_AUDIO = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/ogg": "ogg",
+    "audio/opus": "ogg",
+}
 
 
 @dataclass(frozen=True)
@@ -44,9 +59,8 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         )
     model = _model(request, settings, registry)
     params = _params(request, model)
-    for speaker, voice in request.voice_inputs().items():
-        if speaker > model.speakers:
-            raise InvalidRequest(f"model {model.name!r} voices at most {model.speakers} speakers", field=voice.field)
+    _fits_model(request, model)
+    for voice in request.voice_inputs().values():
         check_voice(voice, settings)
     if request.output.url_expires and request.output.url_expires > settings.presign_max_seconds:
         raise InvalidRequest(
@@ -79,6 +93,24 @@ def _model(request: JobRequest, settings: Settings, registry: ModelRegistry) -> 
     return spec
 
 
+def _fits_model(request: JobRequest, model: ModelSpec) -> None:
+    """The language and speakers the request asks for are ones the model has."""
+    spoken = request.language.split("-")[0].lower()
+    if model.languages and spoken not in model.languages:
+        raise InvalidRequest(
+            f"model {model.name!r} speaks {', '.join(model.languages)}, not {request.language!r}", field="language"
+        )
+    for name, number in (request.speakers or {}).items():
+        if number > model.speakers:
+            raise InvalidRequest(
+                f"speaker {number} is more than model {model.name!r} voices ({model.speakers})",
+                field=f"speakers.{name}",
+            )
+    for speaker, voice in request.voice_inputs().items():
+        if speaker > model.speakers:
+            raise InvalidRequest(f"model {model.name!r} voices at most {model.speakers} speakers", field=voice.field)
+
+
 def _params(request: JobRequest, model: ModelSpec) -> dict[str, Any]:
     given = request.voice_settings.given()
     supported = model.supported_parameters
@@ -89,8 +121,25 @@ def _params(request: JobRequest, model: ModelSpec) -> dict[str, Any]:
                 f"model {model.name!r} does not support {name} (it supports: {offered})",
                 field=f"voice_settings.{name}",
             )
+    if model.engine == "comfyui" and given:
+        # Ranges come from the node itself (object_info), so a value the node would
+        # refuse is refused here, before anything is queued.
+        given = check_params(model, _targets(model), given, packaged())
     defaults = {k: v for k, v in model.defaults.items() if k in supported}
     return {**defaults, **given}
+
+
+_targets_cache: dict[tuple[str, str], dict[str, Target]] = {}
+
+
+def _targets(model: ModelSpec) -> dict[str, Target]:
+    path = model.workflow_path()
+    key = (model.name, str(path))
+    if key not in _targets_cache:
+        if path is None:
+            raise ModelError(f"model {model.name!r} names no workflow")
+        _targets_cache[key] = resolve_bindings(model, load_workflow(path), packaged())
+    return _targets_cache[key]
 
 
 def check_voice(voice: VoiceInput, settings: Settings) -> None:
@@ -102,7 +151,12 @@ def check_voice(voice: VoiceInput, settings: Settings) -> None:
             if named_voice_path(voice.value, settings) is None:
                 raise InvalidRequest(f"no stored voice named {voice.value!r}", field=voice.field)
         else:
-            audio.decode(decode_base64(voice, settings), field=voice.field, max_seconds=settings.max_voice_seconds)
+            audio.validate_voice(
+                decode_base64(voice, settings),
+                field=voice.field,
+                max_seconds=settings.max_voice_seconds,
+                expect=declared_format(voice),
+            )
     except (AudioError, FetchError) as exc:
         raise InvalidRequest(str(exc), field=voice.field) from exc
 
@@ -117,10 +171,24 @@ def decode_base64(voice: VoiceInput, settings: Settings) -> bytes:
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequest("not valid base64", field=voice.field) from None
+        # voice and voices.N take three kinds of value; say which, or "../x" reads as a base64 problem.
+        hint = "" if voice.field == "reference_audio" else " (a voice is an http(s) URL, a stored voice name or base64)"
+        raise InvalidRequest(f"not valid base64{hint}", field=voice.field) from None
     if not data:
         raise InvalidRequest("decodes to nothing", field=voice.field)
     return data
+
+
+def declared_format(voice: VoiceInput) -> str | None:
+    """The audio format a ``data:`` URI declares (``data:audio/wav;base64,...``), if it names one."""
+    if not voice.value.startswith("data:"):
+        return None
+    media = voice.value[5:].partition(",")[0].split(";")[0].strip().lower()
+    if media in ("", "application/octet-stream") or (media.startswith("audio/") and media not in DECLARED_AUDIO):
+        return None  # no promise made: the content decides
+    if media not in DECLARED_AUDIO:
+        raise InvalidRequest(f"the data URI declares {media[:40]!r}, not audio", field=voice.field)
+    return DECLARED_AUDIO[media]
 
 
 def named_voice_path(name: str, settings: Settings) -> Path | None:

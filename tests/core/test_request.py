@@ -105,3 +105,27 @@ def test_oversize_base64_rejected_before_decoding(tmp_path: Path, registry: Mode
     small = Settings(storage_url=tmp_path.as_uri(), max_voice_bytes=1000)
     with pytest.raises(InvalidRequest, match="^reference_audio: .*larger than 1000 bytes"):
         admit({"text": "hi", "reference_audio": "A" * 4000}, small, registry)
+
+
+@pytest.mark.parametrize(
+    ("model", "settings_in", "field"),
+    [
+        ("vibevoice-enemyx", {"cfg_scale": 9.0}, "voice_settings.cfg_scale"),
+        ("vibevoice-enemyx", {"speed": 1.5}, "voice_settings.speed"),
+    ],
+)
+def test_comfy_models_check_values_against_the_node(
+    model: str, settings_in: dict, field: str, settings: Settings, registry: ModelRegistry
+) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        admit({"text": "Hello there, friend.", "model": model, "voice_settings": settings_in}, settings, registry)
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_comfy_model_params_within_the_node_ranges(settings: Settings, registry: ModelRegistry) -> None:
+    admitted = admit(
+        {"text": "Hello there, friend.", "model": "vibevoice-enemyx", "voice_settings": {"speed": 1.1, "steps": 30}},
+        settings,
+        registry,
+    )
+    assert admitted.params["speed"] == 1.1 and admitted.params["steps"] == 30
