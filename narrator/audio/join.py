@@ -39,7 +39,6 @@ DEFAULT_PAUSES_MS: Mapping[str, float] = {
     "paragraph": 900.0,
     "heading": 1100.0,
     "speaker": 600.0,
-    "break": 500.0,
     "end": 0.0,
 }
 

@@ -25,6 +25,9 @@ SENTENCES = [
 ]
 
 
+TEXT_ONE_CHUNK = "The lamp in the window burned all night, and the keeper watched the dark sea until dawn came."
+
+
 def thirty_paragraphs() -> str:
     return "\n\n".join(f"Part {i + 1}. {SENTENCES[i % 3]} {SENTENCES[(i + 1) % 3]}" for i in range(30))
 
@@ -64,3 +67,20 @@ def test_thirty_chunks_on_three_gpu_workers(
     samples, rate = sf.read(io.BytesIO(store.get_bytes(result.output_key)), dtype="float32")
     assert rate == 24000
     assert_chunks_in_order(store, handle.id, 30, samples, rate)
+
+
+def test_gpu_worker_warms_up_before_taking_tasks(
+    broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
+) -> None:
+    (fake,) = fake_comfy_processes(1)
+    settings = broker_settings.with_(comfy_url=fake.url, warmup_models=("vibevoice-large",))
+    worker_pool.start(settings, queues="narrator.gpu", name="gpu")
+    worker_pool.start(broker_settings, queues="narrator.cpu", name="cpu")
+    # Submitted the moment the worker is up: the pool child still waits for ComfyUI and
+    # runs one short prompt before it is handed the job's chunk.
+    handle = jobs.submit({"text": TEXT_ONE_CHUNK, "model": "vibevoice-large"}, broker_settings)
+    handle.wait(timeout=120)
+    texts = [t for t, _ in posted_texts([fake]).items()]
+    assert len(texts) == 2 and len(fake.stats()["prompts"]) == 2
+    first = next(n for n in fake.stats()["prompts"][0].values() if n["class_type"] == "VibeVoiceTTS")
+    assert "lamp" not in first["inputs"]["text"], "the job's chunk ran before the warm-up"

@@ -166,6 +166,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "NARRATOR_DEFAULT_MODEL": settings.default_model,
         "NARRATOR_CHUNK_MAX_RETRIES": str(settings.chunk_max_retries),
         "NARRATOR_FETCH_ALLOW": ",".join(settings.fetch_allow),
+        "NARRATOR_WARMUP_MODELS": ",".join(settings.warmup_models),
     }
     return {k: v for k, v in env.items() if v}
 
