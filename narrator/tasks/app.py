@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from kombu import pools as kombu_pools
 
 from ..settings import Settings
 
@@ -61,10 +62,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def configure(settings: Settings) -> Celery:
     conf = celery_config(settings)
     if app.conf.broker_url != conf["broker_url"]:
-        # Celery keeps its connection and producer pools across conf changes; a new
-        # broker URL must not reuse connections to the old one.
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Celery keeps its connection pool, and kombu a process-wide producer pool per
+        # connection, across conf changes: drop both, or a new broker URL reuses
+        # connections to the old one (or closed ones, when an old URL comes back).
+        kombu_pools.reset()
         app._pool = None
         if "amqp" in app.__dict__:
             app.amqp._producer_pool = None

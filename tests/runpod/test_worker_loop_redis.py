@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,8 @@ def test_job_through_the_broker_posts_progress_then_the_result(broker_loop: Brok
 
 
 def test_timeout_revokes_the_jobs_tasks(broker_loop: BrokerLoop) -> None:
-    job_id = broker_loop.fake.enqueue({"text": LONG_TEXT, "timeout": 1.5})
+    # A text no earlier test synthesized: no chunk may come from the cache.
+    job_id = broker_loop.fake.enqueue({"text": f"Timeout run {uuid.uuid4().hex}. {LONG_TEXT}", "timeout": 1.5})
     body = broker_loop.result(job_id)
     assert set(body) == {"error"} and "did not finish within 1.5 s" in body["error"], body
     taken = broker_loop.fake.wait_for(job_id, "take", 1).at
@@ -102,4 +104,5 @@ def test_timeout_revokes_the_jobs_tasks(broker_loop: BrokerLoop) -> None:
     states = wait_until(settled, 60, "every chunk task to finish or be revoked")
     assert isinstance(states, list) and "REVOKED" in states, states
     assert not store.exists(jobdata.result_key(narrator_id))
-    # The fake ComfyUI's /interrupt is checked here once the comfyui engine lands (issue 4).
+    # A running chunk sees the cancel mark and interrupts ComfyUI: that path is
+    # tested with the fake ComfyUI in tests/pipeline/test_cli_workers.py.
