@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import InvalidRequest
 
@@ -22,6 +30,17 @@ MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
+def _not_bool(value: Any) -> Any:
+    # Lax pydantic reads true as 1: a switch where a number belongs is a mistake, not a 1.
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -29,12 +48,12 @@ class _Strict(BaseModel):
 class VoiceSettings(_Strict):
     """Synthesis settings. A model rejects any it does not support."""
 
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="0 to 4294967295")
-    temperature: float | None = Field(None, gt=0.0, le=2.0, description="above 0, at most 2")
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="0.5 (slow) to 2.0 (fast)")
-    cfg_scale: float | None = Field(None, ge=1.0, le=10.0, description="1.0 to 10.0")
-    steps: int | None = Field(None, ge=1, le=100, description="1 to 100 diffusion steps")
-    top_p: float | None = Field(None, gt=0.0, le=1.0, description="above 0, at most 1")
+    seed: Int | None = Field(None, ge=0, le=2**32 - 1, description="0 to 4294967295")
+    temperature: Float | None = Field(None, gt=0.0, le=2.0, description="above 0, at most 2")
+    speed: Float | None = Field(None, ge=0.5, le=2.0, description="0.5 (slow) to 2.0 (fast)")
+    cfg_scale: Float | None = Field(None, ge=1.0, le=10.0, description="1.0 to 10.0")
+    steps: Int | None = Field(None, ge=1, le=100, description="1 to 100 diffusion steps")
+    top_p: Float | None = Field(None, gt=0.0, le=1.0, description="above 0, at most 1")
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -42,10 +61,10 @@ class VoiceSettings(_Strict):
 
 class OutputSpec(_Strict):
     format: AudioFormat = "wav"
-    sample_rate: int | None = Field(None, ge=8000, le=48000, description="8000 to 48000 Hz")
+    sample_rate: Int | None = Field(None, ge=8000, le=48000, description="8000 to 48000 Hz")
     audio_b64: bool | None = None
     """Return the audio inline: ``None`` while it fits the size cap, ``False`` never."""
-    url_expires: int | None = Field(None, ge=1, description="presigned URL lifetime, seconds")
+    url_expires: Int | None = Field(None, ge=1, description="presigned URL lifetime, seconds")
 
 
 class JobRequest(_Strict):
@@ -59,7 +78,7 @@ class JobRequest(_Strict):
     """Seed-era RunPod field: URL of the voice to clone."""
     voices: dict[str, str] | None = None
     """Speaker voices for scripts: ``{"1": voice, "2": voice, ...}``, each like ``voice``."""
-    speakers: dict[str, int] | None = None
+    speakers: dict[str, Int] | None = None
     """Script names mapped to speaker numbers: ``{"Alice": 1, "Bob": 2}`` for lines ``Alice: ...``."""
     normalize: bool = True
     """Read numbers, money, dates, abbreviations, URLs out (English)."""
@@ -68,7 +87,7 @@ class JobRequest(_Strict):
     language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")
     voice_settings: VoiceSettings = VoiceSettings()
     output: OutputSpec = OutputSpec()
-    timeout: float | None = Field(None, gt=0, le=24 * 3600, description="seconds to wait for the job")
+    timeout: Float | None = Field(None, gt=0, le=24 * 3600, description="seconds to wait for the job")
 
     @field_validator("text")
     @classmethod

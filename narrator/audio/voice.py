@@ -14,12 +14,30 @@ import soundfile as sf
 from ..errors import AudioError
 from .decode import decode
 from .dsp import db_to_gain, fade_edges, resample, silence_threshold, sound_bounds
+from .types import Audio
 
 _TRIM_RELATIVE_DB = -40.0
 _TRIM_FLOOR_DB = -60.0
 _KEEP_S = 0.05
 _FADE_S = 0.005
 _PEAK_DB = -1.0
+
+
+def validate_voice(data: bytes, *, field: str, max_seconds: float, expect: str | None = None) -> Audio:
+    """Decode a reference voice and refuse what :func:`normalise_voice` would refuse, without resampling.
+
+    Admission runs this, so a voice that staging would reject is refused before any work is queued.
+    """
+    audio = decode(data, field=field, max_seconds=max_seconds, expect=expect)
+    _check_sound(audio.samples, field)
+    return audio
+
+
+def _check_sound(samples: np.ndarray, field: str) -> tuple[int, int]:
+    first, last = sound_bounds(samples, silence_threshold(samples, _TRIM_RELATIVE_DB, _TRIM_FLOOR_DB))
+    if last <= first:
+        raise AudioError(f"{field}: the voice is silent")
+    return first, last
 
 
 def normalise_voice(
@@ -38,9 +56,7 @@ def normalise_voice(
     """
     audio = resample(decode(data, field=field, max_seconds=max_seconds), sample_rate)
     samples = audio.samples
-    first, last = sound_bounds(samples, silence_threshold(samples, _TRIM_RELATIVE_DB, _TRIM_FLOOR_DB))
-    if last <= first:
-        raise AudioError(f"{field}: the voice is silent")
+    first, last = _check_sound(samples, field)
     keep = round(_KEEP_S * sample_rate)
     body = samples[max(0, first - keep) : min(len(samples), last + keep)].copy()
     if cap_seconds is not None:

@@ -265,7 +265,8 @@ def translate(exc: BaseException, op: str, key: str) -> Exception:
         error = inner.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = int(inner.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        detail = f"{code or 'error'} (HTTP {status or '?'})"
+        # "S3" in the message: a job's error must say that storage failed, not just how.
+        detail = f"S3 answered {code or 'an error'} (HTTP {status or '?'})"
         message = _scrub(str(error.get("Message", "")))
         if message:
             detail = f"{detail}: {message}"
