@@ -64,7 +64,14 @@ class JobHandle:
         last: tuple[int, int, str] | None = None
         interval = POLL_MIN_SECONDS
         while True:
-            progress = self.progress()
+            try:
+                progress = self.progress()
+            except RetryableError as exc:
+                # A storage blip is not the job's failure: look again until the deadline.
+                if time.monotonic() >= deadline:
+                    raise JobTimeout(f"job {self.id}: storage unreachable until the deadline: {exc}") from exc
+                time.sleep(POLL_MAX_SECONDS)
+                continue
             key = (progress.chunks_done, progress.chunks_total, progress.state)
             if on_progress is not None and key != last:
                 on_progress(progress)

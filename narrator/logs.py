@@ -63,5 +63,6 @@ def setup_logging(verbose: bool = False, json_logs: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     # botocore at DEBUG logs request headers, which carry the access key id.
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+    # httpx at INFO logs whole URLs, voice URLs with their tokens included.
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -123,20 +123,20 @@ def synthesize(self: Task, job_id: str) -> Any:
 )
 def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
     rt = runtime.current()
-    _check_cancelled(job_id)
-    manifest = rt.manifest(job_id)
-    logs.bind(model=manifest.model)
-    spec = rt.registry.get(manifest.model)
-    if spec is None:
-        raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
-    engine = None
-
-    def engine_for() -> Engine:
-        nonlocal engine
-        engine = get_engine(spec, rt.settings)
-        return engine
-
+    engine: Engine | None = None
     try:
+        _check_cancelled(job_id)
+        manifest = rt.manifest(job_id)
+        logs.bind(model=manifest.model)
+        spec = rt.registry.get(manifest.model)
+        if spec is None:
+            raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
+
+        def engine_for() -> Engine:
+            nonlocal engine
+            engine = get_engine(spec, rt.settings)
+            return engine
+
         with cancel.watch(rt.store, job_id, lambda: engine):
             outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for)
     except SoftTimeLimitExceeded:
@@ -172,9 +172,14 @@ def publish_progress(job_id: str, root_id: str | None) -> None:
     if app.conf.task_always_eager or app.backend is None or not root_id:
         return
     store = runtime.current().store
-    if store.exists(jobdata.result_key(job_id)):
+    try:
+        if store.exists(jobdata.result_key(job_id)):
+            return
+        progress = jobdata.read_progress(store, job_id)
+    except NarratorError as exc:
+        # Progress is a courtesy; the chunk itself is done and stored.
+        log.warning("progress not published", extra={"job_id": job_id, "error": str(exc)})
         return
-    progress = jobdata.read_progress(store, job_id)
     meta = {"chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total,
             "audio_seconds": round(progress.audio_seconds, 3)}
     app.backend.store_result(root_id, meta, "PROGRESS")

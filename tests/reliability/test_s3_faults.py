@@ -14,10 +14,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import soundfile as sf
-from scipy import signal
 
 from narrator import jobs
 from narrator.errors import JobFailed, JobTimeout, StorageError
@@ -25,6 +23,7 @@ from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
 from narrator.storage.s3 import S3Store
 from tests.fakes.s3_faults import FaultProxy
+from tests.pipeline.checks import chunk_starts
 from tests.reliability.conftest import Workers
 from tests.support.moto import MotoServer
 from tests.support.procs import RedisServer, wait_until
@@ -144,36 +143,3 @@ def test_every_request_failing_fails_the_job_cleanly(faulty_s3: FaultyS3) -> Non
     print(f"\n100% S3 faults: job failed after {took:.1f} s, {stats['faulted']} requests refused: {message[:160]}")
 
 
-def chunk_starts(store: ObjectStore, job_id: str, n: int, output: np.ndarray, rate: int) -> list[int]:
-    """Where each stored chunk starts in the output; fails unless every chunk is there, in order.
-
-    Three half-second probes per chunk (at a fifth, half and four fifths of it), each looked
-    for after the previous chunk; two of them must agree on where the chunk starts. A single
-    probe is not enough for speech: the joiner's limiter reshapes a chunk's loudest, clipped
-    moments, and one probe may land on them.
-    """
-    width = rate // 2
-    starts: list[int] = []
-    earliest = 0
-    for i in range(n):
-        chunk, chunk_rate = sf.read(io.BytesIO(store.get_bytes(f"jobs/{job_id}/chunks/{i:05d}.flac")), dtype="float32")
-        assert chunk_rate == rate and len(chunk) > 2 * width
-        window = output[earliest : earliest + len(chunk) + 3 * rate]
-        found = []
-        for at in (len(chunk) // 5, len(chunk) // 2, len(chunk) * 4 // 5):
-            probe = chunk[at : at + width]
-            corr = signal.correlate(window, probe, mode="valid", method="fft")
-            energy = signal.fftconvolve(window**2, np.ones(len(probe)), mode="valid")
-            power = float(np.sum(probe**2))
-            # Silence matches nothing (FFT noise over near-zero energy would score anything).
-            loud = energy > 0.01 * power
-            score = np.where(loud, corr / np.sqrt(np.where(loud, energy, 1.0) * power), 0.0)
-            best = int(np.argmax(score))
-            if score[best] > 0.9:
-                found.append(earliest + best - at)
-        agreed = [s for s in found if sum(abs(s - t) <= rate // 100 for t in found) >= 2]
-        assert agreed, f"chunk {i} is not in the output after sample {earliest} (probes at {found})"
-        starts.append(min(agreed))
-        # The joiner may trim a chunk's edges (silence) but never drops its body.
-        earliest = starts[-1] + len(chunk) * 9 // 10
-    return starts
