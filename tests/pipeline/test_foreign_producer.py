@@ -28,8 +28,10 @@ PRODUCER = textwrap.dedent(
     states = []
     deadline = time.monotonic() + 120
     while not result.ready() and time.monotonic() < deadline:
-        if result.state == "PROGRESS":
-            states.append(result.info)
+        # One read of state and info together: the final task may start (STARTED) in between.
+        meta = app.backend.get_task_meta(result.id)
+        if meta["status"] == "PROGRESS":
+            states.append(meta["result"])
         time.sleep(0.05)
     value = result.get(timeout=5)
     bad = app.send_task("narrator.job", kwargs={"request": {"text": ""}}, queue="narrator.cpu")
