@@ -6,9 +6,10 @@ Reads the settings from the environment once, here, and configures the app.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_process_init
 
 from .. import logs
 from ..engines import get_engine
@@ -16,9 +17,10 @@ from ..errors import ModelError
 from ..logs import setup_logging
 from ..settings import Settings
 from . import (
-    control,  # noqa: F401 - registers the narrator_cancel remote control command
     metrics,  # noqa: F401 - serves NARRATOR_METRICS_PORT
+    recovery,
     runtime,
+    waiters,
 )
 from .app import app, configure
 
@@ -28,10 +30,21 @@ settings = Settings.from_env()
 configure(settings)
 
 
+@celeryd_after_setup.connect
+def _restore_orphans(sender: str = "", **_: Any) -> None:
+    """Before consuming: requeue what this node's previous life was running when it died."""
+    recovery.restore_orphans(app, sender)
+
+
 @worker_process_init.connect
 def _prepare_process(**_: Any) -> None:
     """Load the models (and wait for ComfyUI) before this process takes its first task."""
     setup_logging(verbose=True, json_logs=settings.log_json)
+    _log_to_real_stderr()
+    # At INFO, Celery logs every task's arguments and return value (requests, texts, voices)
+    # and httpx every request's URL (a voice URL may carry a token).
+    for chatty in ("celery.app.trace", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     registry = runtime.current().registry
     for name in settings.warmup_models:
         spec = registry.get(name)
@@ -39,6 +52,14 @@ def _prepare_process(**_: Any) -> None:
             raise ModelError(f"NARRATOR_WARMUP_MODELS names unknown model {name!r}")
         get_engine(spec, settings).warm_up()
         log.info("warmed up", extra={"model": name})
+
+
+def _log_to_real_stderr() -> None:
+    # Celery has made this child's sys.stderr a proxy that logs to the root logger: a handler
+    # writing to it loops back into the proxy, whose recursion guard drops every record.
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr and sys.__stderr__:
+            handler.setStream(sys.__stderr__)
 
 
 @task_prerun.connect
@@ -59,6 +80,12 @@ def _bind_log_fields(task: Any = None, task_id: str = "", args: Any = None, kwar
 @task_postrun.connect
 def _clear_log_fields(**_: Any) -> None:
     logs.clear()
+
+
+@task_postrun.connect
+def _forget_waiters(**_: Any) -> None:
+    """A worker never waits on results: drop the waiters a fan-out registered (see waiters.py)."""
+    waiters.forget_waiters(app.backend)
 
 
 __all__ = ["app"]
