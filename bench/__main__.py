@@ -7,7 +7,7 @@ import importlib
 import sys
 import time
 
-MODULES = ["bench_speak", "bench_join", "bench_chunk", "bench_comfy", "bench_handler", "bench_pipeline"]
+MODULES = ["bench_speak", "bench_join", "bench_chunk", "bench_comfy", "bench_handler", "bench_pipeline", "bench_load"]
 
 
 def main() -> int:

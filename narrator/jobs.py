@@ -14,6 +14,7 @@ from typing import Any
 
 from . import jobdata
 from .errors import JobCancelled, JobFailed, JobTimeout, NarratorError, RetryableError
+from .liveness import Liveness
 from .request import JobRequest
 from .result import JobResult, Progress
 from .settings import Settings
@@ -40,6 +41,7 @@ class JobHandle:
         self.settings = settings
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        self._liveness = Liveness()
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -76,6 +78,7 @@ class JobHandle:
             if on_progress is not None and key != last:
                 on_progress(progress)
                 last = key
+            self._liveness.saw_progress(key, time.monotonic())
             outcome = self._outcome(progress)
             if outcome is not None:
                 return outcome
@@ -102,19 +105,31 @@ class JobHandle:
                 raise JobFailed(f"job {self.id} ended without a result")
             return result
         if not self.settings.eager:
-            self._check_backend()
+            self._check_backend(progress)
         return None
 
-    def _check_backend(self) -> None:
+    def _check_backend(self, progress: Progress) -> None:
         from kombu.exceptions import OperationalError
         from redis.exceptions import RedisError
 
+        now = time.monotonic()
         try:
-            state = self._async_result().state
-            if state == "FAILURE":
-                raise JobFailed(f"job {self.id} failed: {self._async_result().result}")
+            meta = self._async_result().backend.get_task_meta(self.task_id)
         except (OperationalError, RedisError, OSError) as exc:
-            raise RetryableError(f"result backend unreachable while waiting for job {self.id}: {exc}") from exc
+            if self._liveness.backend_failed(now):
+                raise RetryableError(f"result backend unreachable while waiting for job {self.id}: {exc}") from exc
+            return
+        state = str(meta.get("status", "PENDING"))
+        if state == "FAILURE":
+            raise JobFailed(f"job {self.id} failed: {meta.get('result')}")
+        self._liveness.saw_state(state, now)
+        if self._liveness.lost(now):
+            raise JobFailed(
+                f"job {self.id} was lost: the result backend no longer knows it (restarted without persistence?) "
+                f"and it has made no progress for {self._liveness.lost_after:.0f} s "
+                f"({progress.chunks_done}/{progress.chunks_total} chunks done); submit it again: "
+                "finished chunks come from the cache"
+            )
 
     def cancel(self) -> None:
         """Stop the job: mark it, revoke its queued tasks, interrupt running chunks."""
