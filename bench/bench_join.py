@@ -95,8 +95,18 @@ def _child(mode: str, folder: Path, out: Path) -> dict[str, float]:
                 options = JoinOptions(target_lufs=None, ceiling_dbtp=None)
             join([ChunkIn(p, k) for p, k in zip(paths, kinds, strict=True)], out, options)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "cpu": cpu, "rss_mb": rss_mb}
+    return {"seconds": seconds, "cpu": cpu, "rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` survives fork and exec on Linux, so a
+    child of a big parent (``python -m bench`` after the speak benchmark) would report the
+    parent's peak; the address space's high-water mark starts afresh at exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _pydub_join(paths: list[Path], out: Path) -> None:
