@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import io
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import soundfile as sf
 
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from tests.fakes.runpod_api import FakeRunPod
-from tests.support.procs import ROOT, settings_env, wait_until
+from tests.support.procs import ROOT, settings_env, stop_group, wait_until
 
 SMALL_CHUNKS = 160
 
@@ -120,13 +119,7 @@ class HandlerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc)
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Ready once warmed up and the SDK's loop has started (it logs its version first)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,9 @@ def test_timeout_posts_an_error_and_cancels_the_job(loop: Loop) -> None:
 
 
 def test_runpod_stop_cancels_the_job(loop: Loop) -> None:
-    job_id = loop.fake.enqueue({"text": LONG_TEXT, "voice_settings": {"speed": 0.9}})
+    # Uncached and long enough that the stop lands while the job still runs.
+    text = f"Stop run {uuid.uuid4().hex}. {LONG_TEXT}\n\n{LONG_TEXT}"
+    job_id = loop.fake.enqueue({"text": text, "voice_settings": {"speed": 0.9}})
     first = loop.fake.wait_for(job_id, "progress", RESULT_WAIT).body["output"]
     loop.fake.stop(job_id)
     body = loop.result(job_id)

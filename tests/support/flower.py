@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from narrator.settings import Settings
-from tests.support.procs import ROOT, free_port, settings_env, wait_until
+from tests.support.procs import ROOT, free_port, settings_env, stop_group, wait_until
 
 USER, PASSWORD = "ops", "s3cret-flower"
 
@@ -44,13 +43,7 @@ class Flower:
         return {name: bool(alive) for name, alive in answer.json().items()}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
+        stop_group(self.proc)
 
 
 def start_flower(settings: Settings, folder: Path) -> Flower:

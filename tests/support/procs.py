@@ -22,6 +22,17 @@ from narrator.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def stop_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 15) -> None:
+    """SIGTERM a process group started with ``start_new_session``; SIGKILL it after ``grace`` s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
