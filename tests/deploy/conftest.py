@@ -1,27 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from narrator.settings import PROJECT_WORKFLOWS, Settings
-from tests.support.procs import RedisServer
 
 #: Until the worker module imports narrator.tasks.metrics itself, workers load it by
 #: Celery's own option (``celery worker --include``, read from this variable by click).
 METRICS_INCLUDE = {"CELERY_WORKER_INCLUDE": "narrator.tasks.metrics"}
 
-
-@pytest.fixture
-def redis_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
-    """A job through the real Redis, with file storage in this test's folder."""
-    redis_server.flush()
-    return Settings(
-        broker_url=redis_server.url,
-        storage_url=(tmp_path / "store").as_uri(),
-        workflows_dir=PROJECT_WORKFLOWS,
-    )
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ TEXT = (
 
 
 @pytest.fixture
-def flower(redis_settings: Settings, tmp_path: Path) -> Iterator[Flower]:
-    yield from flower_process(redis_settings, tmp_path)
+def flower(broker_settings: Settings, tmp_path: Path) -> Iterator[Flower]:
+    yield from flower_process(broker_settings, tmp_path)
 
 
 @pytest.fixture
@@ -36,14 +36,14 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 
 
 def test_flower_lists_a_jobs_tasks_behind_basic_auth(
-    redis_settings: Settings, worker_pool: WorkerPool, flower: Flower, browser: Browser, tmp_path: Path
+    broker_settings: Settings, worker_pool: WorkerPool, flower: Flower, browser: Browser, tmp_path: Path
 ) -> None:
-    worker = worker_pool.start(redis_settings, queues="narrator.cpu,narrator.gpu", concurrency=2)
+    worker = worker_pool.start(broker_settings, queues="narrator.cpu,narrator.gpu", concurrency=2)
     # Flower hears the worker's events before the job starts, so it sees every task.
     wait_until(lambda: any(name.startswith(worker.name) for name in flower.alive_workers()), 30,
                f"Flower to hear from the worker:\n{flower.logs()[-3000:]}", 0.2)
 
-    result = jobs.submit({"text": TEXT}, redis_settings).wait(timeout=120)
+    result = jobs.submit({"text": TEXT}, broker_settings).wait(timeout=120)
     expected = [stage_id(result.job_id)] + [chunk_id(result.job_id, i) for i in range(result.chunks)]
 
     # Without credentials: 401, for the pages and their data alike.

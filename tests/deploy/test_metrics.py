@@ -43,10 +43,10 @@ def metrics_env(port: int) -> dict[str, str]:
     return {**METRICS_INCLUDE, "NARRATOR_METRICS_PORT": str(port), "NARRATOR_METRICS_ADDR": "127.0.0.1"}
 
 
-def test_worker_metrics_after_a_job(redis_settings: Settings, worker_pool: WorkerPool) -> None:
+def test_worker_metrics_after_a_job(broker_settings: Settings, worker_pool: WorkerPool) -> None:
     cpu_port, gpu_port = free_port(), free_port()
-    worker_pool.start(redis_settings, queues="narrator.cpu", concurrency=2, extra_env=metrics_env(cpu_port))
-    handle = jobs.submit({"text": TEXT, "output": {"format": "wav"}}, redis_settings)
+    worker_pool.start(broker_settings, queues="narrator.cpu", concurrency=2, extra_env=metrics_env(cpu_port))
+    handle = jobs.submit({"text": TEXT, "output": {"format": "wav"}}, broker_settings)
 
     # No GPU worker yet: the chunks wait in narrator.gpu, and the broker says how many.
     staged = cast(int, wait_until(lambda: handle.progress().chunks_total, 30, "the job to be staged"))
@@ -56,7 +56,7 @@ def test_worker_metrics_after_a_job(redis_settings: Settings, worker_pool: Worke
     )
     assert value(waiting, "narrator_queue_depth", queue="narrator.gpu") == staged
 
-    worker_pool.start(redis_settings, queues="narrator.gpu", concurrency=1, extra_env=metrics_env(gpu_port))
+    worker_pool.start(broker_settings, queues="narrator.gpu", concurrency=1, extra_env=metrics_env(gpu_port))
     result = handle.wait(timeout=120)
     n = result.chunks
     assert n == staged >= 2

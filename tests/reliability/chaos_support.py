@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from narrator.result import JobResult
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import open_store
 from tests.pipeline.checks import assert_chunks_in_order
-from tests.support.comfy import FakeProcess, start_fake_process
+from tests.support.comfy import FakeProcess, start_fake_process, stop_fakes
 from tests.support.procs import RedisServer, WorkerPool, free_port, wait_until
 
 MODEL = "vibevoice-large"
@@ -68,14 +67,7 @@ def cluster(
         yield Cluster(settings, fakes, pool)
     finally:
         pool.stop_all()
-        for fake in fakes:
-            fake.proc.terminate()
-        for fake in fakes:
-            try:
-                fake.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                fake.proc.kill()
-                fake.proc.wait(5)
+        stop_fakes(fakes)
 
 
 def paragraphs(n: int, tag: str) -> str:

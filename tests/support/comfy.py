@@ -112,14 +112,19 @@ def fake_comfy_processes(tmp_path: Path) -> Iterator[Callable[..., list[FakeProc
     try:
         yield start
     finally:
-        for fake in started:
-            fake.proc.terminate()
-        for fake in started:
-            try:
-                fake.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                fake.proc.kill()
-                fake.proc.wait(5)
+        stop_fakes(started)
+
+
+def stop_fakes(fakes: list[FakeProcess]) -> None:
+    """Terminate fake ComfyUI processes together; kill any that do not exit."""
+    for fake in fakes:
+        fake.proc.terminate()
+    for fake in fakes:
+        try:
+            fake.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            fake.proc.kill()
+            fake.proc.wait(5)
 
 
 def load_trace(name: str) -> object:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from narrator.settings import PROJECT_WORKFLOWS as WORKFLOWS
 from narrator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def broker_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+    """Settings for a job through the real Redis (flushed) with file storage in this test's folder."""
+    redis_server.flush()
+    return Settings(broker_url=redis_server.url, storage_url=(tmp_path / "store").as_uri(), workflows_dir=WORKFLOWS)
 
 
 @dataclass
