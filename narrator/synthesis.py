@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import soundfile as sf
 
-from . import audio, jobdata
+from . import jobdata
 from .engines import Engine, SynthesisInput, Voice
 from .errors import AudioError
 from .storage import ObjectStore
@@ -40,18 +40,16 @@ def synthesize_chunk(
     started = time.perf_counter()
     if store.exists(cache):
         data = store.get_bytes(cache)
-        cached = True
+        seconds, cached = _duration(data, index), True
     else:
         voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
         params = entry.params if entry.params is not None else manifest.params
         item = SynthesisInput(text=entry.text, voices=voices, params=params, job_id=job_id, index=index)
-        result = engine_for().synthesize(item)
-        data = audio.encode(result, "flac")
+        clip = engine_for().render(item)
+        data, seconds, cached = clip.flac, clip.seconds, False
         # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.
         store.put_bytes(cache, data, "audio/flac")
-        cached = False
     store.put_bytes(dest, data, "audio/flac")
-    seconds = _duration(data, index)
     store.put_bytes(jobdata.done_key(job_id, index, seconds, cached), b"")
     outcome = ChunkOutcome(index=index, seconds=seconds, cached=cached, synth_seconds=time.perf_counter() - started)
     log.info(

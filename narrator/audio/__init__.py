@@ -4,7 +4,7 @@ Pure functions over numpy and soundfile: no Celery, no storage.
 """
 
 from .captions import Cue, srt, webvtt
-from .decode import Source, decode, read_audio
+from .decode import Source, decode, flac_seconds, read_audio
 from .dsp import resample
 from .encode import FORMATS, content_type, encode, output_rate
 from .join import DEFAULT_PAUSES_MS, ChunkIn, ChunkSpan, Joiner, JoinOptions, JoinReport, join, join_files, plain_copy
@@ -25,6 +25,7 @@ __all__ = [
     "content_type",
     "decode",
     "encode",
+    "flac_seconds",
     "integrated_loudness",
     "join",
     "join_files",

@@ -27,6 +27,8 @@ _KINDS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "W64": "wav", "FLAC": "fl
 _EXPECT_ALIASES = {"opus": "ogg", "vorbis": "ogg", "oga": "ogg", "wave": "wav", "mpeg": "mp3"}
 _UNKNOWN_SIZE = 0xFFFFFFFF
 _HEAD_BYTES = 1 << 16
+_TAIL_FRAMES = 4096
+_MAX_FLAC_FRAMES = 1 << 32  # beyond this the header's length is a placeholder, not a length
 
 
 def decode(data: bytes, *, field: str = "audio", max_seconds: float | None = None, expect: str | None = None) -> Audio:
@@ -40,6 +42,33 @@ def decode(data: bytes, *, field: str = "audio", max_seconds: float | None = Non
         raise AudioError(f"{field}: empty (zero bytes)")
     _check_wav_length(data[:_HEAD_BYTES], len(data), field)
     return _read(io.BytesIO(data), field, max_seconds, expect)
+
+
+def flac_seconds(data: bytes, sample_rate: int) -> float | None:
+    """The length of ``data`` if it is already a chunk as the pipeline stores it (mono FLAC at
+    ``sample_rate``), else None.
+
+    Checked without decoding it all: the header, then its last frames, which must decode
+    (a truncated file fails there). Decoding and re-encoding a 70 s chunk costs about 80 ms;
+    this costs well under 1 ms. None also covers any doubt (a header without a length, a
+    failed seek): the caller then decodes in full, which reports what is wrong.
+    """
+    if data[:4] != b"fLaC":
+        return None
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            if f.format != "FLAC" or f.channels != 1 or f.samplerate != sample_rate:
+                return None
+            frames = f.frames
+            if not 0 < frames < _MAX_FLAC_FRAMES:
+                return None
+            tail = min(frames, _TAIL_FRAMES)
+            f.seek(frames - tail)
+            if len(f.read(tail, dtype="int16")) != tail:
+                return None
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        return None
+    return frames / sample_rate
 
 
 def read_audio(source: Source, *, field: str = "audio", max_seconds: float | None = None) -> Audio:

@@ -7,9 +7,9 @@ import threading
 from ..errors import ModelError
 from ..models import ModelSpec
 from ..settings import Settings
-from .base import Audio, Engine, SynthesisInput, Voice
+from .base import Audio, Clip, Engine, SynthesisInput, Voice
 
-__all__ = ["Audio", "Engine", "SynthesisInput", "Voice", "get_engine", "running_engines"]
+__all__ = ["Audio", "Clip", "Engine", "SynthesisInput", "Voice", "get_engine", "running_engines"]
 
 _engines: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audio.encode import encode
 from ..audio.types import Audio
 
 
@@ -34,11 +35,24 @@ class SynthesisInput:
     index: int = 0
 
 
+@dataclass(frozen=True)
+class Clip:
+    """A chunk's audio as the pipeline stores it: mono FLAC at the model's rate, and its length."""
+
+    flac: bytes
+    seconds: float
+
+
 class Engine(ABC):
     """One per model per process; loads its model once."""
 
     @abstractmethod
     def synthesize(self, item: SynthesisInput) -> Audio: ...
+
+    def render(self, item: SynthesisInput) -> Clip:
+        """The chunk ready to store. Engines whose output is already FLAC pass it through."""
+        audio = self.synthesize(item)
+        return Clip(encode(audio, "flac"), audio.duration)
 
     def warm_up(self) -> None:
         """Pay the model load before the first real chunk."""

@@ -1,8 +1,9 @@
 """The production engine: a ComfyUI server running a model's workflow (VibeVoice on a GPU).
 
 One chunk is one prompt: upload the voices (once per content), bind text, voices and
-settings into the model's workflow, queue it, follow it to the end, download and
-decode the audio, and take the prompt out of ComfyUI's history.
+settings into the model's workflow, queue it, follow it to the end, download the
+audio, and take the prompt out of ComfyUI's history. ``render`` keeps a FLAC at the
+model's rate as ComfyUI wrote it (checked, not decoded); ``synthesize`` decodes.
 
 Voice slots the job leaves empty: with a default voice in the model file
 (``[defaults] voice = "voices/x.flac"``, optionally ``voice_N``) the slot gets that
@@ -27,7 +28,7 @@ from ..comfy.workflow import bind, check_params, load_workflow, prune, resolve_b
 from ..errors import AudioError, EngineFailed, InvalidRequest, JobCancelled, ModelError
 from ..models import ModelSpec
 from ..settings import Settings
-from .base import Audio, Engine, SynthesisInput, Voice
+from .base import Audio, Clip, Engine, SynthesisInput, Voice
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,20 @@ class ComfyEngine(Engine):
     # -- Engine ---------------------------------------------------------------------
 
     def synthesize(self, item: SynthesisInput) -> Audio:
+        data, name = self._output(item)
+        return self._decode(data, name, item)
+
+    def render(self, item: SynthesisInput) -> Clip:
+        data, name = self._output(item)
+        # ComfyUI's SaveAudio writes FLAC at the model's rate: store those bytes as they are.
+        seconds = audio.flac_seconds(data, self.spec.sample_rate)
+        if seconds is not None:
+            return Clip(data, seconds)
+        decoded = self._decode(data, name, item)
+        return Clip(audio.encode(decoded, "flac"), decoded.duration)
+
+    def _output(self, item: SynthesisInput) -> tuple[bytes, str]:
+        """The bytes and file name of the audio the prompt for ``item`` saved."""
         deadline = Deadline(self.settings.comfy_timeout)
         with self._lock:
             # A fresh event before the job id: a cancel that sees this job sets this chunk's event.
@@ -97,7 +112,7 @@ class ComfyEngine(Engine):
 
     # -- one chunk --------------------------------------------------------------------
 
-    def _synthesize(self, item: SynthesisInput, deadline: Deadline) -> Audio:
+    def _synthesize(self, item: SynthesisInput, deadline: Deadline) -> tuple[bytes, str]:
         params = self._params(item.params)
         voices = self._voices(item.voices)
         names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
@@ -111,7 +126,7 @@ class ComfyEngine(Engine):
             names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
             state = self._run(item.text, names, params, deadline)
         try:
-            return self._audio(state, item, deadline)
+            return self._download(state, deadline)
         finally:
             self._client.delete_history([state.prompt_id])
 
@@ -131,19 +146,21 @@ class ComfyEngine(Engine):
         if self._cancel.is_set():
             self._client.abandon(prompt_id)
 
-    def _audio(self, state: PromptState, item: SynthesisInput, deadline: Deadline) -> Audio:
+    def _download(self, state: PromptState, deadline: Deadline) -> tuple[bytes, str]:
         error = outcome_error(state)
         if error is not None:
             raise error
         file = pick_audio(state.audio)
         if file is None:
             raise EngineFailed(f"model {self.spec.name!r}: the workflow finished without an audio output")
-        data = self._client.view(file, deadline)
+        log.debug("chunk audio", extra={"prompt_id": state.prompt_id, "file": file.filename})
+        return self._client.view(file, deadline), file.filename
+
+    def _decode(self, data: bytes, name: str, item: SynthesisInput) -> Audio:
         try:
-            decoded = audio.decode(data, field=f"ComfyUI output {file.filename}")
+            decoded = audio.decode(data, field=f"ComfyUI output {name}")
         except AudioError as exc:
             raise EngineFailed(f"chunk {item.index}: ComfyUI wrote unreadable audio: {exc}") from exc
-        log.debug("chunk audio", extra={"prompt_id": state.prompt_id, "file": file.filename})
         # Opus comes back at 48 kHz; everything downstream expects the model's rate.
         return audio.resample(decoded, self.spec.sample_rate)
 

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from narrator.audio import decode, read_audio, resample
+from narrator.audio import decode, flac_seconds, read_audio, resample
 from narrator.engines.base import Audio
 from narrator.errors import AudioError, PermanentError
 
@@ -118,3 +118,36 @@ def test_resample_keeps_length_and_pitch(src: int, dst: int) -> None:
     assert abs(_peak_frequency(out) - 1000.0) <= 1.0
     if src == dst:
         assert out is audio
+
+
+def _flac(x: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> bytes:
+    return file_bytes(x, rate, fmt="FLAC", subtype=subtype)
+
+
+FLAC_OK = _flac(tone(2.5, -6.0))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (FLAC_OK, 2.5),
+        (_flac(tone(0.01, -6.0)), 0.01),  # shorter than the tail that is checked
+        (_flac(tone(1.0, -6.0), subtype="PCM_24"), 1.0),
+        (_flac(tone(1.0, -6.0, rate=48000), rate=48000), None),  # another rate: decode and resample
+        (_flac(np.stack([ONE_SECOND, ONE_SECOND], axis=1)), None),  # stereo: decode to mono
+        (file_bytes(ONE_SECOND, subtype="PCM_16"), None),  # WAV
+        (FLAC_OK[: len(FLAC_OK) * 3 // 4], None),  # truncated: the last frames do not decode
+        (FLAC_OK[:200], None),  # header only
+        (b"fLaC" + bytes(100), None),
+        (b"", None),
+    ],
+    ids=["flac", "tiny", "pcm24", "48k", "stereo", "wav", "truncated", "header-only", "junk", "empty"],
+)
+def test_flac_seconds_passes_only_whole_mono_flac_at_the_rate(data: bytes, expected: float | None) -> None:
+    seconds = flac_seconds(data, RATE)
+    assert seconds == (pytest.approx(expected, abs=1e-6) if expected is not None else None)
+
+
+def test_a_truncated_flac_is_left_to_the_full_decoder_which_names_the_fault() -> None:
+    with pytest.raises(AudioError, match="chunk"):
+        decode(FLAC_OK[: len(FLAC_OK) * 3 // 4], field="chunk")

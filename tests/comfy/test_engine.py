@@ -51,6 +51,15 @@ def test_chunk_becomes_mono_float_audio_and_leaves_no_history(engine: ComfyEngin
     assert len(fake_comfy.stats.history_deletes) == 1
 
 
+def test_render_stores_comfyuis_flac_byte_for_byte(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    clip = engine.render(SynthesisInput("Speaker 1: Five words are spoken here.", job_id="j", index=3))
+    saved = sorted(fake_comfy.ctx.output_dir.rglob("*.flac"), key=lambda p: p.stat().st_mtime)[-1]
+    assert clip.flac == saved.read_bytes()  # passed through: not decoded and encoded again
+    info = sf.info(io.BytesIO(clip.flac))
+    assert (info.format, info.channels, info.samplerate) == ("FLAC", 1, 24000)
+    assert clip.seconds == pytest.approx(info.duration, abs=1e-6) and 1.4 < clip.seconds < 2.0
+
+
 def test_params_and_defaults_are_bound(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
     engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"seed": 7, "steps": 20}))
     posted = fake_comfy.stats.prompts[-1]["5"]["inputs"]
@@ -220,6 +229,7 @@ def test_opus_and_mp3_outputs_are_decoded(saver: dict[str, object], tmp_path: Pa
     try:
         text = "Speaker 1: The same six words each time."
         audio = e.synthesize(SynthesisInput(text))
+        clip = e.render(SynthesisInput(text))
         flac = reference.synthesize(SynthesisInput(text))
     finally:
         e.close()
@@ -227,6 +237,10 @@ def test_opus_and_mp3_outputs_are_decoded(saver: dict[str, object], tmp_path: Pa
     assert audio.sample_rate == 24000 and audio.samples.dtype == np.float32
     assert abs(audio.duration - flac.duration) < 0.1  # Opus came back at 48 kHz and was resampled
     assert float(np.abs(audio.samples).max()) > 0.1
+    # To be stored, the chunk is made the FLAC every chunk is.
+    info = sf.info(io.BytesIO(clip.flac))
+    assert (info.format, info.channels, info.samplerate) == ("FLAC", 1, 24000)
+    assert clip.seconds == pytest.approx(info.duration, abs=1e-6) and abs(clip.seconds - flac.duration) < 0.1
 
 
 def test_model_without_workflow_is_a_model_error(comfy_settings: Settings) -> None:
