@@ -41,7 +41,8 @@ def cluster(
             for i in range(gpu):
                 fake = start_fake_process(free_port(), folder / f"comfy{i}", synth_seconds)
                 fakes.append(fake)
-                gpu_settings = settings.with_(comfy_url=fake.url)
+                # As deployed (compose.yaml): a GPU worker warms its model up before its first task.
+                gpu_settings = settings.with_(comfy_url=fake.url, warmup_models=("vibevoice-large",))
                 pool.start(gpu_settings, queues="narrator.gpu", concurrency=gpu_concurrency, name=f"gpu{i}")
             for i in range(cpu):
                 pool.start(settings, queues="narrator.cpu", concurrency=cpu_concurrency, name=f"cpu{i}")

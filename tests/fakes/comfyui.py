@@ -51,7 +51,9 @@ _TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
 @dataclass
 class FakeConfig:
     synth_seconds: float = 0.0
-    """Time each VibeVoice node takes (interruptible)."""
+    """Time a prompt with a VibeVoice node takes to execute, all in: the fake's own work
+    (loading voices, making and saving the audio) counts toward it, as a GPU's would.
+    The wait is in the VibeVoice node, so it is interruptible there."""
     seconds_per_word: float = 0.3
     fail_node: str | None = None
     """A class_type or node id whose execution fails with ``execution_error``."""
@@ -89,6 +91,10 @@ class FakeStats:
     """prompt_id -> ``time.perf_counter()`` when its ``executing null`` was sent (this process's clock)."""
     finished_wall: dict[str, float] = field(default_factory=dict)
     """The same moment as ``time.time()``, comparable across processes."""
+    posted_wall: dict[str, float] = field(default_factory=dict)
+    """prompt_id -> ``time.time()`` when ``POST /prompt`` accepted it."""
+    started_wall: dict[str, float] = field(default_factory=dict)
+    """prompt_id -> ``time.time()`` when its execution began (``execution_start``)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -144,6 +150,12 @@ class FakeComfy:
         self.sockets: dict[str, set[web.WebSocketResponse]] = {}
         self.last_node: str | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._began = 0.0
+        """perf_counter() when the running prompt began executing."""
+        self._tail = 0.0
+        """How long the last prompt took after its VibeVoice node (saving, messages): the
+        next VibeVoice node waits that much less, so a prompt lasts synth_seconds in all."""
+        self._tts_done = 0.0
         self._wake: asyncio.Event | None = None
         self._interrupt: asyncio.Event | None = None
         self._unhang: asyncio.Event | None = None
@@ -435,6 +447,7 @@ class FakeComfy:
             extra["client_id"] = body["client_id"]
         self.pending.append(_Item(number, prompt_id, prompt, extra, sorted(result.good_outputs)))
         self.stats.prompts.append(prompt)
+        self.stats.posted_wall[prompt_id] = time.time()
         await self._status()
         assert self._wake is not None
         self._wake.set()
@@ -550,6 +563,8 @@ class FakeComfy:
                 log.append([kind, data])
             await self._send(kind, data, sid)
 
+        self.stats.started_wall[pid] = time.time()
+        self._began, self._tts_done = time.perf_counter(), 0.0
         await self._status()
         await say("execution_start", {"prompt_id": pid, "timestamp": _now_ms()}, keep=True)
         if self.config.ws_drop > 0:
@@ -619,12 +634,10 @@ class FakeComfy:
         ctx = Context(
             self.ctx.input_dir, self.ctx.output_dir, self.ctx.temp_dir, cfg.seconds_per_word, tuple(cfg.enemyx_models)
         )
-        began = time.perf_counter()
         result = await asyncio.to_thread(impl, ctx, inputs)
         if class_type in SLOW_NODES:
             assert self._interrupt is not None
-            # A TTS node takes synth_seconds in all: making the audio counts toward it.
-            remaining = cfg.synth_seconds - (time.perf_counter() - began)
+            remaining = cfg.synth_seconds - (time.perf_counter() - self._began) - self._tail
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._interrupt.wait(), remaining)
@@ -632,6 +645,7 @@ class FakeComfy:
                 raise _Interrupted
             steps = int(inputs.get("inference_steps", inputs.get("diffusion_steps", 10)))
             await say("progress", {"value": steps, "max": steps, "node": nid})
+            self._tts_done = time.perf_counter()
         return result
 
     async def _interrupted(self, say: Any, nid: str, node: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
@@ -653,6 +667,8 @@ class FakeComfy:
         await self._status()
         self.stats.finished_at[item.prompt_id] = time.perf_counter()
         self.stats.finished_wall[item.prompt_id] = time.time()
+        if self._tts_done and status == "success":
+            self._tail = min(self.stats.finished_at[item.prompt_id] - self._tts_done, self.config.synth_seconds / 2)
         await self._send("executing", {"node": None, "prompt_id": item.prompt_id}, item.extra.get("client_id"))
 
 
