@@ -4,6 +4,9 @@
 #   narrator-start-gpu comfyui  ComfyUI alone (compose runs it and the worker as two services)
 #   narrator-start-gpu worker   the worker alone, against NARRATOR_COMFY_URL
 # The worker loads NARRATOR_WARMUP_MODELS (and warms ComfyUI up) before it takes a task.
+# WORKER_SLOTS=2 lets it hold a second chunk whose prompt waits in ComfyUI's queue (ComfyUI
+# still runs one at a time): no idle GPU between short chunks, at the price of a chunk that
+# may wait behind a long one while another GPU is free. 1 (the default) suits long chunks.
 set -euo pipefail
 
 COMFY_LISTEN="${COMFY_LISTEN:-127.0.0.1}"
@@ -52,7 +55,7 @@ PY
 worker() {
   exec "${VENV_BIN}/celery" -A narrator.tasks.worker worker \
     --queues "${WORKER_QUEUES:-narrator.gpu}" \
-    --concurrency 1 \
+    --concurrency "${WORKER_SLOTS:-1}" \
     --hostname "${WORKER_NAME:-gpu}@%h" \
     --loglevel "${WORKER_LOG_LEVEL:-INFO}"
 }

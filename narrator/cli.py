@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run a Celery worker for the cpu or gpu queue")
     worker.add_argument("--queues", choices=["cpu", "gpu", "all"], default="all")
-    worker.add_argument("--concurrency", type=int, help="processes (default: 1 for gpu, cores for cpu)")
+    worker.add_argument(
+        "--concurrency", type=int,
+        help="processes (default: 1 for gpu, cores for cpu); 2 on gpu keeps the next prompt queued in ComfyUI",
+    )
     worker.set_defaults(func=cmd_worker)
 
     for register in _plugins():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections import Counter
 from typing import Any
@@ -84,3 +85,30 @@ def test_gpu_worker_warms_up_before_taking_tasks(
     assert len(texts) == 2 and len(fake.stats()["prompts"]) == 2
     first = next(n for n in fake.stats()["prompts"][0].values() if n["class_type"] == "VibeVoiceTTS")
     assert "lamp" not in first["inputs"]["text"], "the job's chunk ran before the warm-up"
+
+
+def test_two_slots_keep_the_next_prompt_queued_on_one_gpu(
+    broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
+) -> None:
+    """``--concurrency 2`` on a GPU worker: ComfyUI runs one prompt at a time, the other slot's waits in its queue."""
+    (fake,) = fake_comfy_processes(1, synth_seconds=0.3)
+    settings = broker_settings.with_(comfy_url=fake.url, warmup_models=("vibevoice-large",))
+    worker_pool.start(settings, queues="narrator.gpu", concurrency=2, name="gpu")
+    worker_pool.start(broker_settings, queues="narrator.cpu", name="cpu")
+    handle = jobs.submit({"text": thirty_paragraphs(), "model": "vibevoice-large"}, broker_settings)
+    result = handle.wait(timeout=120)
+
+    n = result.chunks
+    assert n >= 6
+    texts = {t: count for t, count in posted_texts([fake]).items() if t.startswith("Speaker 1: Part")}
+    assert len(texts) == n and all(count == 1 for count in texts.values()), "a chunk was synthesized twice"
+    stats = fake.stats()
+    runs = sorted(
+        (stats["started_wall"][p], stats["finished_wall"][p], stats["posted_wall"][p]) for p in stats["started_wall"]
+    )[-n:]  # after the slots' warm-up prompts
+    for (_, finished, _), (started, _, posted) in itertools.pairwise(runs):
+        assert started >= finished, "ComfyUI ran two prompts at once"
+        assert posted < finished, "the next prompt was not waiting in ComfyUI's queue: the GPU sat idle"
+    store = open_store(broker_settings)
+    samples, rate = sf.read(io.BytesIO(store.get_bytes(result.output_key)), dtype="float32")
+    assert_chunks_in_order(store, handle.id, n, samples, rate)
