@@ -173,12 +173,12 @@ def publish_progress(job_id: str, root_id: str | None) -> None:
         return
     store = runtime.current().store
     try:
-        if store.exists(jobdata.result_key(job_id)):
-            return
         progress = jobdata.read_progress(store, job_id)
     except NarratorError as exc:
         # Progress is a courtesy; the chunk itself is done and stored.
         log.warning("progress not published", extra={"job_id": job_id, "error": str(exc)})
+        return
+    if progress.state == "SUCCESS":
         return
     meta = {"chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total,
             "audio_seconds": round(progress.audio_seconds, 3)}

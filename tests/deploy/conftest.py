@@ -4,11 +4,6 @@ from collections.abc import Iterator
 
 import pytest
 
-#: Until the worker module imports narrator.tasks.metrics itself, workers load it by
-#: Celery's own option (``celery worker --include``, read from this variable by click).
-METRICS_INCLUDE = {"CELERY_WORKER_INCLUDE": "narrator.tasks.metrics"}
-
-
 
 @pytest.fixture
 def fresh_broker_connections() -> Iterator[None]:

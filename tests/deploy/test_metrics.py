@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from narrator import jobs
 from narrator.settings import Settings
-from tests.deploy.conftest import METRICS_INCLUDE
 from tests.support.procs import WorkerPool, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,7 +39,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def metrics_env(port: int) -> dict[str, str]:
-    return {**METRICS_INCLUDE, "NARRATOR_METRICS_PORT": str(port), "NARRATOR_METRICS_ADDR": "127.0.0.1"}
+    return {"NARRATOR_METRICS_PORT": str(port), "NARRATOR_METRICS_ADDR": "127.0.0.1"}
 
 
 def test_worker_metrics_after_a_job(broker_settings: Settings, worker_pool: WorkerPool) -> None:

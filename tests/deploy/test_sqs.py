@@ -9,7 +9,6 @@ import pytest
 
 from narrator import jobs
 from narrator.settings import PROJECT_WORKFLOWS, Settings
-from tests.deploy.conftest import METRICS_INCLUDE
 from tests.deploy.test_metrics import Samples, samples_when, scrape, value
 from tests.support.moto import DUMMY_CREDENTIALS, MotoServer
 from tests.support.procs import RedisServer, WorkerPool, free_port
@@ -40,7 +39,7 @@ def _reset_moto(moto_server: MotoServer) -> None:
 
 @pytest.mark.usefixtures("fresh_broker_connections")
 def test_ten_chunk_job_through_sqs(sqs_settings: Settings, worker_pool: WorkerPool, moto_server: MotoServer) -> None:
-    env = {**DUMMY_CREDENTIALS, **METRICS_INCLUDE}
+    env = dict(DUMMY_CREDENTIALS)
     gpu_port = free_port()
     worker_pool.start(sqs_settings, queues="narrator.cpu", concurrency=1, extra_env=env)
     worker_pool.start(sqs_settings, queues="narrator.gpu", concurrency=2,
