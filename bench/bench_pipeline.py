@@ -31,11 +31,6 @@ def paragraphs(n: int, tag: str) -> str:
     return "\n\n".join(f"{tag}, part {i}. {SENTENCE}" for i in range(n))
 
 
-def finish_times(fake: Any) -> dict[str, float]:
-    """prompt id -> wall-clock time its ``executing null`` was sent."""
-    return dict(fake.stats()["finished_wall"])
-
-
 def fan_out(gpu_concurrency: int = 1) -> list[Row]:
     """``gpu_concurrency`` 2 keeps a second prompt queued on each ComfyUI while the first is stored."""
     from narrator import jobs
@@ -43,7 +38,7 @@ def fan_out(gpu_concurrency: int = 1) -> list[Row]:
     with cluster(gpu=4, cpu=1, synth_seconds=SYNTH, gpu_concurrency=gpu_concurrency) as c:
         # One job first, so the workers' engines are connected and warm.
         jobs.submit({"text": "Warm up the workers, please, before we start."}, c.settings).wait(timeout=120)
-        before = {fake.url: len(finish_times(fake)) for fake in c.fakes}
+        before = {fake.url: len(fake.stats()["finished_wall"]) for fake in c.fakes}
         started = time.perf_counter()
         submitted = time.time()
         handle = jobs.submit({"text": paragraphs(64, f"Run {int(submitted)}")}, c.settings)

@@ -42,6 +42,10 @@ class Clip:
     flac: bytes
     seconds: float
 
+    @classmethod
+    def of(cls, audio: Audio) -> Clip:
+        return cls(encode(audio, "flac"), audio.duration)
+
 
 class Engine(ABC):
     """One per model per process; loads its model once."""
@@ -51,8 +55,7 @@ class Engine(ABC):
 
     def render(self, item: SynthesisInput) -> Clip:
         """The chunk ready to store. Engines whose output is already FLAC pass it through."""
-        audio = self.synthesize(item)
-        return Clip(encode(audio, "flac"), audio.duration)
+        return Clip.of(self.synthesize(item))
 
     def warm_up(self) -> None:
         """Pay the model load before the first real chunk."""

@@ -74,8 +74,7 @@ class ComfyEngine(Engine):
         seconds = audio.flac_seconds(data, self.spec.sample_rate)
         if seconds is not None:
             return Clip(data, seconds)
-        decoded = self._decode(data, name, item)
-        return Clip(audio.encode(decoded, "flac"), decoded.duration)
+        return Clip.of(self._decode(data, name, item))
 
     def _output(self, item: SynthesisInput) -> tuple[bytes, str]:
         """The bytes and file name of the audio the prompt for ``item`` saved."""
