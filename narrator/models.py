@@ -27,6 +27,20 @@ class Binding(BaseModel):
     input: str
 
 
+class WeightsSpec(BaseModel):
+    """The files a node pack's loader reads for one model, so a server can be checked for them.
+
+    ``files`` are paths under ComfyUI's model folder ``folder`` (what ``GET /models/{folder}``
+    lists); the weight shards the index names are found beside them. docs/gpu.md has the
+    loader's lookup rules these follow.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    folder: str
+    files: tuple[str, ...] = Field(min_length=1)
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +56,9 @@ class ModelSpec(BaseModel):
     languages: tuple[str, ...] = ("en",)
     parameters: tuple[str, ...] = ()
     """Settings an engine without bindings understands (the embedded engine)."""
+    node_pack: str = ""
+    """The node pack the workflow needs, as ``owner/repo@commit``: the one the images install."""
+    weights: WeightsSpec | None = None
     bind: dict[str, Binding] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
     description: str = ""

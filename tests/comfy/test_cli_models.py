@@ -29,7 +29,7 @@ SHIPPED = Settings(workflows_dir=ROOT / "workflows")
 def test_list_shows_every_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["models", "list"], SHIPPED) == 0
     out = capsys.readouterr().out
-    for name in ("vibevoice-large", "vibevoice-1.5b", "vibevoice-enemyx", "local (default)"):
+    for name in ("vibevoice-large", "vibevoice-1.5b", "local (default)"):
         assert name in out
     line = next(row for row in out.splitlines() if row.startswith("vibevoice-large"))
     assert "comfyui" in line and "24000" in line and "cfg_scale, seed, steps, temperature, top_p" in line
@@ -45,11 +45,6 @@ def test_validate_offline_passes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_validate_against_a_live_server(fake_comfy: FakeComfy, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["models", "validate", "--comfy", fake_comfy.url], SHIPPED) == 0
     assert f"against {fake_comfy.url} /object_info" in capsys.readouterr().out
-    # A server without the Enemyx weights: that model cannot run there.
-    fake_comfy.configure(enemyx_models=[])
-    assert run(["models", "validate", "--comfy", fake_comfy.url, "vibevoice-enemyx"], SHIPPED) == 1
-    out = capsys.readouterr().out
-    assert "FAIL vibevoice-enemyx" in out and "Value not in list: model: 'VibeVoice-Large'" in out
 
 
 def test_validate_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,14 +58,14 @@ def test_validate_reports_each_broken_model(tmp_path: Path, capsys: pytest.Captu
     shutil.copytree(ROOT / "workflows", folder)
     toml = (folder / "vibevoice-1.5b.toml").read_text()
     (folder / "vibevoice-1.5b.toml").write_text(toml.replace('input = "inference_steps"', 'input = "diffusion_steps"'))
-    wf = json.loads((folder / "vibevoice-enemyx.json").read_text())
-    wf["5"]["inputs"]["cfg_scale"] = 9.0
-    (folder / "vibevoice-enemyx.json").write_text(json.dumps(wf))
+    wf = json.loads((folder / "vibevoice-large.json").read_text())
+    wf["5"]["inputs"]["cfg_scale"] = 60.0
+    (folder / "vibevoice-large.json").write_text(json.dumps(wf))
     (folder / "broken.toml").write_text("name = 'broken'\nengine = 'comfyui'\nspeakers = 99\n")
     assert run(["models", "validate"], SHIPPED.with_(workflows_dir=folder)) == 1
     captured = capsys.readouterr()
     assert "FAIL vibevoice-1.5b" in captured.out
     assert "parameter 'steps' -> node 'VibeVoice TTS'" in captured.out and "no input 'diffusion_steps'" in captured.out
-    assert "FAIL vibevoice-enemyx" in captured.out and "Value 9.0 bigger than max of 3.5: cfg_scale" in captured.out
-    assert "ok   vibevoice-large" in captured.out
+    assert "FAIL vibevoice-large" in captured.out and "Value 60.0 bigger than max of 50.0: cfg_scale" in captured.out
+    assert "ok   local" in captured.out
     assert "broken.toml: speakers" in captured.err

@@ -101,18 +101,22 @@ def test_voiceless_run_uses_the_default_voice(engine: ComfyEngine, fake_comfy: F
     assert len(fake_comfy.stats.uploads) == 1
 
 
-def test_voiceless_run_on_enemyx_leaves_the_voice_nodes_out(comfy_settings: Settings, fake_comfy: FakeComfy) -> None:
-    e = ComfyEngine(model("vibevoice-enemyx"), comfy_settings)
+def test_a_model_without_default_voices_leaves_empty_voice_slots_out(
+    tmp_path: Path, comfy_settings: Settings, fake_comfy: FakeComfy
+) -> None:
+    shutil.copy(ROOT / "workflows" / "vibevoice-1.5b.json", tmp_path)
+    toml = (ROOT / "workflows" / "vibevoice-1.5b.toml").read_text()
+    (tmp_path / "vibevoice-1.5b.toml").write_text(toml.replace('voice = "voices/narrator-default.flac"', ""))
+    e = ComfyEngine(load_model_file(tmp_path / "vibevoice-1.5b.toml"), comfy_settings)
     try:
-        audio = e.synthesize(SynthesisInput("[1]: Nobody lent me a voice.", params={"speed": 1.1}))
-        voiced = e.synthesize(SynthesisInput("[1]: Nobody lent me a voice.", voices={1: Voice(wav(250))}))
+        voiced = e.synthesize(SynthesisInput("Speaker 1: Only I lent a voice.", voices={1: Voice(wav(250))}))
     finally:
         e.close()
-    assert audio.duration > 1 and voiced.duration > 1
-    bare, cloned = fake_comfy.stats.prompts[-2], fake_comfy.stats.prompts[-1]
-    assert [n["class_type"] for n in bare.values()] == ["VibeVoiceMultipleSpeakersNode", "SaveAudio"]
-    assert bare["5"]["inputs"]["voice_speed_factor"] == 1.1
-    assert "speaker1_voice" in cloned["5"]["inputs"] and "speaker2_voice" not in cloned["5"]["inputs"]
+    assert voiced.duration > 1
+    posted = fake_comfy.stats.prompts[-1]
+    assert [n["class_type"] for n in posted.values()] == ["LoadAudio", "VibeVoiceTTS", "SaveAudio"]
+    inputs = posted["5"]["inputs"]
+    assert "speaker_1_voice" in inputs and not {f"speaker_{n}_voice" for n in (2, 3, 4)} & set(inputs)
 
 
 def test_too_many_speakers_is_refused(engine: ComfyEngine) -> None:

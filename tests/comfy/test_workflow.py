@@ -164,7 +164,7 @@ def test_prune_drops_an_optional_source_but_not_a_required_one() -> None:
 def test_shipped_workflows_validate_against_object_info() -> None:
     registry = ModelRegistry.from_dir(ROOT / "workflows")
     comfy = [s for s in registry if s.engine == "comfyui"]
-    assert {s.name for s in comfy} >= {"vibevoice-large", "vibevoice-1.5b", "vibevoice-enemyx"}
+    assert {s.name for s in comfy} >= {"vibevoice-large", "vibevoice-1.5b"}
     for model in comfy:
         assert check_model(model, INFO) == [], model.name
         path = model.workflow_path()

@@ -110,8 +110,9 @@ def test_oversize_base64_rejected_before_decoding(tmp_path: Path, registry: Mode
 @pytest.mark.parametrize(
     ("model", "settings_in", "field"),
     [
-        ("vibevoice-enemyx", {"cfg_scale": 9.0}, "voice_settings.cfg_scale"),
-        ("vibevoice-enemyx", {"speed": 1.5}, "voice_settings.speed"),
+        ("vibevoice-1.5b", {"cfg_scale": 60.0}, "voice_settings.cfg_scale"),
+        ("vibevoice-large", {"temperature": 2.5}, "voice_settings.temperature"),
+        ("vibevoice-1.5b", {"speed": 1.5}, "voice_settings.speed"),
     ],
 )
 def test_comfy_models_check_values_against_the_node(
@@ -124,8 +125,8 @@ def test_comfy_models_check_values_against_the_node(
 
 def test_comfy_model_params_within_the_node_ranges(settings: Settings, registry: ModelRegistry) -> None:
     admitted = admit(
-        {"text": "Hello there, friend.", "model": "vibevoice-enemyx", "voice_settings": {"speed": 1.1, "steps": 30}},
+        {"text": "Hello there, friend.", "model": "vibevoice-1.5b", "voice_settings": {"temperature": 1.1, "steps": 30}},
         settings,
         registry,
     )
-    assert admitted.params["speed"] == 1.1 and admitted.params["steps"] == 30
+    assert admitted.params["temperature"] == 1.1 and admitted.params["steps"] == 30
