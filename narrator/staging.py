@@ -73,7 +73,7 @@ def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[job
         params = dict(admitted.params)
         if c.speed is not None and "speed" in model.supported_parameters:
             params["speed"] = round(float(params.get("speed", 1.0)) * c.speed, 4)
-        digest = chunk_digest(model, workflow_digest, voice_digests, text, params)
+        digest = chunk_digest(model, workflow_digest, voice_digests, c.slots.speakers, text, params)
         entries.append(
             jobdata.ChunkEntry(
                 index=len(entries),
@@ -114,15 +114,27 @@ def load_voice(voice: VoiceInput, settings: Settings) -> bytes:
 
 
 def chunk_digest(
-    model: ModelSpec, workflow_digest: str, voices: dict[int, str], text: str, params: dict[str, Any]
+    model: ModelSpec,
+    workflow_digest: str,
+    voices: dict[int, str],
+    speakers: tuple[int, ...],
+    text: str,
+    params: dict[str, Any],
 ) -> str:
-    """Everything that decides a chunk's audio, hashed: equal digests mean equal audio."""
+    """Everything that decides a chunk's audio, hashed: equal digests mean equal audio.
+
+    ``voices``: the job's speaker -> voice digest; ``speakers[j - 1]``: the job speaker voice
+    slot j carries. The text names slots, not speakers, so two speakers saying the same
+    sentence differ only in which voice the slots carry: that must be in the digest.
+    """
     material = {
         "model": model.name,
         "engine": model.engine,
         "workflow": workflow_digest,
         "sample_rate": model.sample_rate,
-        "voices": {str(k): v for k, v in sorted(voices.items())},
+        # Per slot, its speaker (defaults differ by speaker: voice_N) and that speaker's voice;
+        # no other voice reaches the model (the engine gives unused slots the model's default).
+        "slots": [[speaker, voices.get(speaker)] for speaker in speakers],
         "text": text,
         "params": params,
     }

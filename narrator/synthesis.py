@@ -44,7 +44,11 @@ def synthesize_chunk(
     else:
         voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
         params = entry.params if entry.params is not None else manifest.params
-        item = SynthesisInput(text=entry.text, voices=voices, params=params, job_id=job_id, index=index)
+        # A chunk has one speaker, so staging wrote it as slot 1 (chunker.slots): slot 1 carries its voice.
+        speakers = (entry.speaker,)
+        item = SynthesisInput(
+            text=entry.text, voices=voices, speakers=speakers, params=params, job_id=job_id, index=index
+        )
         clip = engine_for().render(item)
         data, seconds, cached = clip.flac, clip.seconds, False
         # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.

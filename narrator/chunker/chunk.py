@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import InvalidRequest, ModelError
+from .slots import SpeakerSlots, speaker_slots
 
 
 class Boundary(StrEnum):
@@ -56,6 +57,11 @@ class Chunk:
         """Estimated speaking time at about 150 words a minute."""
         return estimated_seconds(self.spoken, self.speed)
 
+    @property
+    def slots(self) -> SpeakerSlots:
+        """The chunk's lines numbered by voice slot, and the speakers whose voices the slots carry."""
+        return speaker_slots([(self.speaker, self.spoken)])
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["boundary"] = self.boundary.value
@@ -87,9 +93,17 @@ def estimated_seconds(text: str, speed: float | None = None) -> float:
 
 
 def speaker_text(chunk: Chunk, speaker_format: str) -> str:
-    """The chunk's spoken text in a model's ``speaker_format`` (e.g. ``"Speaker {n}: {text}"``)."""
+    """The chunk's spoken text in a model's ``speaker_format`` (e.g. ``"Speaker {n}: {text}"``).
+
+    ``{n}`` is the speaker's slot in the chunk, not its number in the job: see :mod:`.slots`.
+    """
+    return slot_text(chunk.slots, speaker_format)
+
+
+def slot_text(slots: SpeakerSlots, speaker_format: str) -> str:
+    """One line per ``(slot, text)`` in ``speaker_format``."""
     try:
-        return speaker_format.format(n=chunk.speaker, text=chunk.spoken)
+        return "\n".join(speaker_format.format(n=n, text=text) for n, text in slots.lines)
     except (KeyError, IndexError, ValueError) as exc:
         raise ModelError(f"speaker_format {speaker_format!r} takes only {{n}} and {{text}}: {exc}") from None
 

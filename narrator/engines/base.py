@@ -26,9 +26,11 @@ class Voice:
 @dataclass(frozen=True)
 class SynthesisInput:
     text: str
-    """The chunk text, already written in the model's speaker format."""
+    """The chunk text, already written in the model's speaker format, speakers named by slot."""
     voices: Mapping[int, Voice] = field(default_factory=dict)
-    """Speaker number (1-based) -> reference voice; empty for the model's own voice."""
+    """The job's speaker number (1-based) -> reference voice; empty for the model's own voice."""
+    speakers: tuple[int, ...] = (1,)
+    """``speakers[j - 1]`` is the job speaker whose voice slot j carries (``narrator.chunker.slots``)."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Voice settings after the model's defaults were applied."""
     job_id: str = ""

@@ -5,10 +5,12 @@ settings into the model's workflow, queue it, follow it to the end, download the
 audio, and take the prompt out of ComfyUI's history. ``render`` keeps a FLAC at the
 model's rate as ComfyUI wrote it (checked, not decoded); ``synthesize`` decodes.
 
-Voice slots the job leaves empty: with a default voice in the model file
-(``[defaults] voice = "voices/x.flac"``, optionally ``voice_N``) the slot gets that
-voice, uploaded like any other; without one, the slot's source node is left out of
-the prompt, which works where the node's voice input is optional (Enemyx). The
+Voice slots: the chunk text names its speakers by slot (1..k, ``narrator.chunker.slots``)
+and slot j carries the voice of the job speaker ``item.speakers[j - 1]``. A slot whose
+speaker the job gave no voice, or that no speaker uses: with a default voice in the model
+file (``[defaults] voice = "voices/x.flac"``, optionally ``voice_N`` for speaker N) the
+slot gets that voice, uploaded like any other; without one, the slot's source node is left
+out of the prompt, which works where the node's voice input is optional (Enemyx). The
 wildminder node needs a voice for every speaker in the text, so its models ship one.
 """
 
@@ -33,6 +35,7 @@ from .base import Audio, Clip, Engine, SynthesisInput, Voice
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "Hello. This short sentence warms the model up before the first chunk."
+UNREACHABLE_HINT = "start it, or set NARRATOR_COMFY_URL to a running server"
 
 
 class ComfyEngine(Engine):
@@ -51,7 +54,11 @@ class ComfyEngine(Engine):
         timeout = settings.comfy_timeout
         self._client = ComfyClient(
             settings.comfy_url,
-            ClientConfig(request_timeout=min(30.0, timeout), unreachable_timeout=min(60.0, timeout)),
+            ClientConfig(
+                request_timeout=min(30.0, timeout),
+                unreachable_timeout=min(60.0, timeout),
+                unreachable_hint=UNREACHABLE_HINT,
+            ),
         )
         self._lock = threading.Lock()
         self._job: str | None = None
@@ -113,7 +120,7 @@ class ComfyEngine(Engine):
 
     def _synthesize(self, item: SynthesisInput, deadline: Deadline) -> tuple[bytes, str]:
         params = self._params(item.params)
-        voices = self._voices(item.voices)
+        voices = self._voices(item.voices, item.speakers)
         names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
         try:
             state = self._run(item.text, names, params, deadline)
@@ -169,18 +176,42 @@ class ComfyEngine(Engine):
         merged = {**defaults, **{k: v for k, v in given.items() if not _is_content(k)}}
         return check_params(self.spec, self._targets, merged, self._info)
 
-    def _voices(self, given: Mapping[int, Voice]) -> dict[int, Voice]:
+    def _voices(self, given: Mapping[int, Voice], speakers: tuple[int, ...]) -> dict[int, Voice]:
+        """Voice slot -> voice: slot j speaks for job speaker ``speakers[j - 1]`` (see ``chunker.slots``)."""
         slots = [n for n in range(1, self.spec.speakers + 1) if voice_param(n) in self._targets]
         extra = sorted(set(given) - set(slots))
         if extra:
             raise InvalidRequest(
                 f"model {self.spec.name!r} takes voices for speakers {slots or 'none'}, not {extra}", field="voice"
             )
-        out = {n: given[n] for n in slots if n in given}
-        for n in slots:
-            if n not in out and (n in self._default_voices or 1 in self._default_voices):
-                out[n] = self._default_voices.get(n) or self._default_voices[1]
-        return out
+        if not slots:
+            return {}
+        return bind_slots(slots, speakers, given, self._default_voices)
+
+
+def bind_slots(
+    slots: list[int], speakers: tuple[int, ...], given: Mapping[int, Voice], defaults: Mapping[int, Voice]
+) -> dict[int, Voice]:
+    """The voice each of the workflow's voice ``slots`` carries.
+
+    Slot j voices job speaker ``speakers[j - 1]``: the job's voice for that speaker, else the
+    model's default for that speaker, else its default voice. The slots no speaker uses get
+    the model's default (the node reads only the slots the text names, but every LoadAudio
+    must name a file); without a default they stay empty and are left out of the prompt.
+    """
+    needed = range(1, len(speakers) + 1)
+    if len(set(speakers)) != len(speakers) or min(speakers, default=1) < 1 or not set(needed) <= set(slots):
+        raise InvalidRequest(f"speakers {list(speakers)} do not fit the voice slots {slots}", field="text")
+    out: dict[int, Voice] = {}
+    for slot in slots:
+        if slot <= len(speakers):
+            speaker = speakers[slot - 1]
+            voice = given.get(speaker) or defaults.get(speaker) or defaults.get(1)
+        else:
+            voice = defaults.get(slot) or defaults.get(1)
+        if voice is not None:
+            out[slot] = voice
+    return out
 
 
 def _is_voice(param: str) -> bool:

@@ -278,7 +278,9 @@ def test_chunk_round_trips_through_a_dict() -> None:
 
 def test_speaker_text_writes_the_model_format() -> None:
     chunk = Chunk(0, "Hi.", 0, 3, Boundary.END, speaker=2, spoken="Hi.")
-    assert speaker_text(chunk, "Speaker {n}: {text}") == "Speaker 2: Hi."
+    # {n} is the voice slot: speaker 2 alone in its chunk is slot 1, which carries speaker 2's voice.
+    assert speaker_text(chunk, "Speaker {n}: {text}") == "Speaker 1: Hi."
+    assert chunk.slots.speakers == (2,)
     assert speaker_text(chunk, "{text}") == "Hi."
     with pytest.raises(ModelError, match="speaker_format"):
         speaker_text(chunk, "{name}: {text}")

@@ -90,10 +90,12 @@ def test_bad_speaker_maps_are_refused(speakers: dict[str, object]) -> None:
 
 def test_script_in_the_model_speaker_format() -> None:
     chunks = chunk_text("Speaker 1: Dr. Who?\nSpeaker 2: It costs $5.", 100, min_chars=0)
+    # Each chunk names its one speaker as voice slot 1; the slot carries that speaker's voice.
     assert [speaker_text(c, "Speaker {n}: {text}") for c in chunks] == [
         "Speaker 1: Doctor Who?",
-        "Speaker 2: It costs five dollars.",
+        "Speaker 1: It costs five dollars.",
     ]
+    assert [c.slots.speakers for c in chunks] == [(1,), (2,)]
 
 
 def test_a_label_on_its_own_line_starts_the_turn_below_it() -> None:

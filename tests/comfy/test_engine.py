@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from narrator.engines.base import SynthesisInput, Voice
-from narrator.engines.comfyui import ComfyEngine
+from narrator.engines.comfyui import ComfyEngine, bind_slots
 from narrator.errors import EngineFailed, EngineUnavailable, InvalidRequest, JobCancelled, ModelError
 from narrator.models import ModelSpec, load_model_file
 from narrator.settings import Settings
@@ -77,8 +77,9 @@ def test_out_of_range_setting_is_an_invalid_request(engine: ComfyEngine, fake_co
 
 def test_voices_upload_once_by_content(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
     alice, bob = Voice(wav(200)), Voice(wav(300))
-    first = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice.", voices={1: alice, 2: bob}))
-    engine.synthesize(SynthesisInput("Speaker 1: Again.\nSpeaker 2: And again.", voices={1: alice, 2: bob}))
+    voices, both = {1: alice, 2: bob}, (1, 2)  # a chunk where speakers 1 and 2 are slots 1 and 2
+    first = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice.", voices, speakers=both))
+    engine.synthesize(SynthesisInput("Speaker 1: Again.\nSpeaker 2: And again.", voices, speakers=both))
     names = {f"narrator/{alice.digest}.wav", f"narrator/{bob.digest}.wav"}
     assert names <= set(fake_comfy.stats.uploads)
     assert len([u for u in fake_comfy.stats.uploads if u in names]) == 2  # once each, not per chunk
@@ -88,8 +89,57 @@ def test_voices_upload_once_by_content(engine: ComfyEngine, fake_comfy: FakeComf
     stored = fake_comfy.ctx.input_dir / "narrator" / f"{alice.digest}.wav"
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == alice.digest
     # A cloned voice changes the sound: the same text without it differs.
-    plain = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice."))
+    plain = engine.synthesize(SynthesisInput("Speaker 1: Hi Bob.\nSpeaker 2: Hi Alice.", speakers=(1, 2)))
     assert first.samples.shape != plain.samples.shape or not np.allclose(first.samples, plain.samples)
+
+
+A, B, C, D, DEFAULT, DEFAULT_3 = (Voice(bytes([n])) for n in range(6))
+JOB = {1: A, 2: B, 3: C, 4: D}
+
+
+@pytest.mark.parametrize(
+    ("speakers", "given", "defaults", "bound"),
+    [
+        # Slot j carries the voice of speakers[j - 1]; unused slots get the model's default.
+        ((1,), JOB, {1: DEFAULT}, {1: A, 2: DEFAULT, 3: DEFAULT, 4: DEFAULT}),
+        ((2,), JOB, {1: DEFAULT}, {1: B, 2: DEFAULT, 3: DEFAULT, 4: DEFAULT}),
+        ((3,), JOB, {1: DEFAULT}, {1: C, 2: DEFAULT, 3: DEFAULT, 4: DEFAULT}),
+        ((4,), JOB, {1: DEFAULT}, {1: D, 2: DEFAULT, 3: DEFAULT, 4: DEFAULT}),
+        ((1, 3), JOB, {1: DEFAULT}, {1: A, 2: C, 3: DEFAULT, 4: DEFAULT}),
+        ((2, 4), JOB, {1: DEFAULT}, {1: B, 2: D, 3: DEFAULT, 4: DEFAULT}),
+        ((1, 2, 3, 4), JOB, {1: DEFAULT}, JOB),
+        # No job voice for the speaker: the model's default for that speaker, else its default voice.
+        ((3,), {1: A}, {1: DEFAULT, 3: DEFAULT_3}, {1: DEFAULT_3, 2: DEFAULT, 3: DEFAULT_3, 4: DEFAULT}),
+        ((2, 3), {}, {1: DEFAULT, 3: DEFAULT_3}, {1: DEFAULT, 2: DEFAULT_3, 3: DEFAULT_3, 4: DEFAULT}),
+        # No defaults (Enemyx): unused slots stay empty, and so does a speaker without a voice.
+        ((3,), JOB, {}, {1: C}),
+        ((2, 3), {3: C}, {}, {2: C}),
+    ],
+)
+def test_slots_carry_their_speakers_voices(
+    speakers: tuple[int, ...], given: dict[int, Voice], defaults: dict[int, Voice], bound: dict[int, Voice]
+) -> None:
+    assert bind_slots([1, 2, 3, 4], speakers, given, defaults) == bound
+
+
+@pytest.mark.parametrize("speakers", [(1, 1), (0,), (1, 2, 3)])
+def test_speakers_that_do_not_fit_the_slots_are_refused(speakers: tuple[int, ...]) -> None:
+    with pytest.raises(InvalidRequest, match="do not fit the voice slots"):
+        bind_slots([1, 2], speakers, {}, {1: DEFAULT})
+
+
+@pytest.mark.parametrize("speakers", [(3,), (2, 4)])
+def test_the_prompt_binds_each_slot_to_its_speakers_voice(
+    speakers: tuple[int, ...], engine: ComfyEngine, fake_comfy: FakeComfy
+) -> None:
+    voices = {n: Voice(wav(100 + 50 * n)) for n in (1, 2, 3, 4)}
+    text = "\n".join(f"Speaker {j}: Line {j}." for j in range(1, len(speakers) + 1))
+    assert engine.synthesize(SynthesisInput(text, voices, speakers=speakers)).duration > 0.5
+    posted = fake_comfy.stats.prompts[-1]
+    for j, speaker in enumerate(speakers, start=1):
+        assert posted[str(j)]["inputs"]["audio"] == f"narrator/{voices[speaker].digest}.wav"
+    unused = {posted[str(j)]["inputs"]["audio"] for j in range(len(speakers) + 1, 5)}
+    assert len(unused) == 1 and not unused & {f"narrator/{v.digest}.wav" for v in voices.values()}
 
 
 def test_voiceless_run_uses_the_default_voice(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:

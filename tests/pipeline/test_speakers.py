@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,15 @@ Alice: And was it? Tell me it was, because I do not want to swim across for the 
 Bob: It was there, full of rain, but there. We can bail it out together after breakfast."""
 
 
+def pitch(path: Path) -> float:
+    """The strongest frequency of a voice file (Hz)."""
+    samples, rate = sf.read(str(path), dtype="float32")
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
 def test_two_speakers_two_voices(
-    broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
+    broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any, tmp_path: Path
 ) -> None:
     (fake,) = fake_comfy_processes(1)
     worker_pool.start(broker_settings.with_(comfy_url=fake.url), queues="narrator.gpu", name="gpu")
@@ -50,11 +58,14 @@ def test_two_speakers_two_voices(
     tts = [next(n for n in p.values() if n["class_type"] == "VibeVoiceTTS") for p in prompts]
     loaders = [{n["_meta"]["title"]: n["inputs"]["audio"] for n in p.values() if n["class_type"] == "LoadAudio"}
                for p in prompts]
-    # Each turn is one chunk, written in the model's speaker format, in script order.
-    assert [t["inputs"]["text"].split(":")[0] for t in tts] == ["Speaker 1", "Speaker 2", "Speaker 1", "Speaker 2"]
+    # Each turn is one chunk, in script order, written in the model's speaker format with its one
+    # speaker as voice slot 1 (narrator.chunker.slots: the node renumbers any other set of ids).
+    assert [t["inputs"]["text"].split(":")[0] for t in tts] == ["Speaker 1"] * 4
     assert "fence" in tts[0]["inputs"]["text"] and "bail" in tts[3]["inputs"]["text"]
-    # Two different uploaded voices, content-addressed names, the same one for a speaker throughout.
-    speaker_one = {lo["Speaker 1 voice"] for lo in loaders}
-    speaker_two = {lo["Speaker 2 voice"] for lo in loaders}
-    assert len(speaker_one) == 1 and len(speaker_two) == 1 and speaker_one != speaker_two
-    assert all(name.startswith("narrator/") and name.endswith(".wav") for name in speaker_one | speaker_two)
+    # Slot 1 carries the speaker of the chunk: one uploaded voice for Alice's turns, another for Bob's.
+    slot_one = [lo["Speaker 1 voice"] for lo in loaders]
+    assert slot_one[0] == slot_one[2] and slot_one[1] == slot_one[3] and slot_one[0] != slot_one[1]
+    assert all(name.startswith("narrator/") and name.endswith(".wav") for name in slot_one)
+    # ... and it is that speaker's own voice, as uploaded: Alice's at 180 Hz, Bob's at 120 Hz.
+    uploaded = [next(tmp_path.glob(f"comfyui-*/input/{name}")) for name in slot_one[:2]]
+    assert [round(pitch(path)) for path in uploaded] == [180, 120]
