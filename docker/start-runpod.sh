@@ -7,6 +7,12 @@ set -euo pipefail
 VENV_BIN="${VENV_BIN:-/opt/narrator/bin}"
 RUNPOD_WORKERS="${RUNPOD_WORKERS:-cpu,gpu}"
 pids=()
+# The GPU worker's state file (the image's HEALTHCHECK reads the same one); the handler
+# takes no job before it says ready. The CPU worker gets a file of its own.
+gpu_ready=/tmp/narrator-ready.json
+cpu_ready=/tmp/narrator-cpu-ready.json
+handler_waits_for=""
+rm -f "${gpu_ready}" "${cpu_ready}"  # left by this container's previous life
 
 stop_all() {
   trap - TERM INT EXIT
@@ -28,16 +34,19 @@ narrator-start-gpu comfyui &
 pids+=($!)
 
 if [[ ",${RUNPOD_WORKERS}," == *",gpu,"* ]]; then
-  WORKER_NAME=gpu narrator-start-gpu worker &
+  NARRATOR_READY_FILE="${gpu_ready}" WORKER_NAME=gpu narrator-start-gpu worker &
   pids+=($!)
+  handler_waits_for="${gpu_ready}"
 fi
 if [[ ",${RUNPOD_WORKERS}," == *",cpu,"* ]]; then
-  "${VENV_BIN}/celery" -A narrator.tasks.worker worker --queues narrator.cpu \
+  NARRATOR_READY_FILE="${cpu_ready}" "${VENV_BIN}/celery" -A narrator.tasks.worker worker --queues narrator.cpu \
     --concurrency "${WORKER_CONCURRENCY:-2}" --hostname "cpu@%h" --loglevel "${WORKER_LOG_LEVEL:-INFO}" &
   pids+=($!)
 fi
 
-"${VENV_BIN}/python" -m narrator.runpod_handler &
+# With a GPU worker here, the handler waits (NARRATOR_READY_TIMEOUT) until it is ready, and exits
+# if its warm-up failed or it died: no job is taken by a worker that cannot synthesize.
+NARRATOR_READY_FILE="${handler_waits_for}" "${VENV_BIN}/python" -m narrator.runpod_handler &
 pids+=($!)
 
 # Any process ending ends the container: RunPod replaces the worker.

@@ -87,3 +87,7 @@ class JobCancelled(PermanentError):
 
 class JobNotFound(PermanentError):
     """No job with that id is known."""
+
+
+class WorkerNotReady(PermanentError):
+    """A worker this process depends on failed to start, died, or was not ready in time."""

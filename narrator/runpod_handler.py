@@ -22,6 +22,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequest, NarratorError
@@ -121,9 +122,10 @@ def main() -> None:
         # A one-off --test_input run loads the model on its one job anyway.
         if not any(arg.startswith("--test_input") for arg in sys.argv):
             _warm_up(settings)
+        _wait_for_worker(settings)
     except NarratorError as exc:
         # A worker that cannot load its model must not take jobs; RunPod replaces it.
-        log.error("warm-up failed", extra={"error": str(exc)})
+        log.error("warm-up failed, taking no jobs", extra={"error": str(exc)})
         raise SystemExit(1) from None
 
     import runpod
@@ -149,6 +151,23 @@ def _warm_up(settings: Settings) -> None:
             raise ModelError(f"cannot warm up unknown model {name!r}")
         get_engine(spec, settings).warm_up()
         log.info("warmed up", extra={"model": name})
+
+
+def _wait_for_worker(settings: Settings) -> None:
+    """With a broker, this container's GPU worker synthesizes: take no job before it is ready.
+
+    ``NARRATOR_READY_FILE`` names that worker's ready file (docker/start-runpod.sh sets it);
+    the wait ends early when the worker's warm-up failed or the worker died, and at
+    ``NARRATOR_READY_TIMEOUT`` at the latest.
+    """
+    if settings.eager or not settings.ready_file:
+        return
+    from . import worker_state
+
+    path = Path(settings.ready_file)
+    log.info("waiting for the GPU worker", extra={"ready_file": str(path), "timeout": settings.ready_timeout})
+    status = worker_state.wait(path, settings.ready_timeout)
+    log.info("GPU worker ready, taking jobs", extra={"worker": status.hostname, "pid": status.pid})
 
 
 def _check_storage(settings: Settings) -> None:

@@ -54,6 +54,11 @@ class Settings:
     comfy_timeout: float = 600.0
     warmup_models: tuple[str, ...] = ()
     """Models a worker loads (and ComfyUI warms up) before it takes its first task."""
+    ready_file: str = ""
+    """A worker writes its state here (starting, ready, failed) and removes it when it stops;
+    ``narrator health`` checks it, and the RunPod handler with a broker waits for it. Empty: none."""
+    ready_timeout: float = 1800.0
+    """How long the RunPod handler waits for ``ready_file`` to say ready before it exits."""
     metrics_port: int = 0
     """Port a worker serves Prometheus metrics on; 0: off."""
     metrics_addr: str = "127.0.0.1"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import websocket
@@ -54,6 +56,10 @@ class PromptLost(EngineUnavailable):
     """The server no longer knows the prompt (it restarted, or someone deleted it): run it again."""
 
 
+class ComfyUnreachable(EngineUnavailable):
+    """No connection to the server at all (refused, no such host, no answer): it is down or the URL is wrong."""
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     request_timeout: float = 30.0
@@ -66,6 +72,8 @@ class ClientConfig:
     """Give up before the deadline when the server cannot be reached for this long."""
     cancel_grace: float = 5.0
     """After a cancel, how long to wait for ComfyUI to confirm the interrupt."""
+    unreachable_hint: str = ""
+    """Appended to the message when the server cannot be reached (what the operator should do)."""
 
 
 class Deadline:
@@ -112,6 +120,10 @@ class ComfyClient:
             raise EngineUnavailable(f"ComfyUI at {self.base_url}: out of time before {method} {path}")
         try:
             response = self._http.request(method, path, timeout=limit, **kwargs)
+        except httpx.ConnectError as exc:
+            raise self._unreachable(_connect_reason(exc)) from exc
+        except httpx.ConnectTimeout as exc:
+            raise self._unreachable(f"no answer within {min(limit, self.config.connect_timeout):.1f} s") from exc
         except httpx.TimeoutException as exc:
             raise EngineUnavailable(
                 f"ComfyUI at {self.base_url}: {method} {path} timed out after {limit:.1f} s"
@@ -123,6 +135,10 @@ class ComfyClient:
                 f"ComfyUI at {self.base_url}: {method} {path} answered {response.status_code}: {response.text[:200]}"
             )
         return response
+
+    def _unreachable(self, reason: str, after: str = "") -> ComfyUnreachable:
+        hint = f"; {self.config.unreachable_hint}" if self.config.unreachable_hint else ""
+        return ComfyUnreachable(f"ComfyUI at {self.base_url} is unreachable ({reason}){after}{hint}")
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:
@@ -146,9 +162,10 @@ class ComfyClient:
                 return self.system_stats(deadline)
             except EngineUnavailable as exc:
                 if deadline.remaining() <= delay:
-                    raise EngineUnavailable(
-                        f"ComfyUI at {self.base_url} not ready after {deadline.seconds:.0f} s: {exc}"
-                    ) from exc
+                    waited = f"not ready after {deadline.seconds:.0f} s"
+                    if isinstance(exc, ComfyUnreachable) and exc.__cause__ is not None:
+                        raise self._unreachable(_connect_reason(exc.__cause__), f": {waited}") from exc
+                    raise EngineUnavailable(f"ComfyUI at {self.base_url} {waited}: {exc}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -157,6 +174,18 @@ class ComfyClient:
         if response.status_code != 200:
             raise EngineUnavailable(f"ComfyUI at {self.base_url}: /object_info answered {response.status_code}")
         return dict(self._json(response, "/object_info"))
+
+    def models(self, folder: str, deadline: Deadline | None = None) -> list[str] | None:
+        """``GET /models/{folder}``: the files ComfyUI finds in that model folder; None when it knows no such folder."""
+        response = self._call("GET", f"/models/{quote(folder, safe='')}", deadline)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise EngineUnavailable(f"ComfyUI at {self.base_url}: /models/{folder} answered {response.status_code}")
+        body = self._json(response, f"/models/{folder}")
+        if not isinstance(body, list):
+            raise EngineUnavailable(f"ComfyUI at {self.base_url}: /models/{folder} is not a list of files")
+        return [str(name) for name in body]
 
     def upload(self, data: bytes, filename: str, subfolder: str = "", *, overwrite: bool = True,
                deadline: Deadline | None = None) -> str:
@@ -435,6 +464,14 @@ class _Waiter:
             self.unreachable_since = now
         elif now - self.unreachable_since > self.client.config.unreachable_timeout:
             raise exc
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """``connection refused`` from ``ConnectError('[Errno 111] Connection refused')``."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no answer"
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip()
+    return (text[:1].lower() + text[1:]) if text else type(exc).__name__
 
 
 def outcome_error(state: PromptState) -> NarratorError | None:

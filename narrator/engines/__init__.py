@@ -9,7 +9,7 @@ from ..models import ModelSpec
 from ..settings import Settings
 from .base import Audio, Clip, Engine, SynthesisInput, Voice
 
-__all__ = ["Audio", "Clip", "Engine", "SynthesisInput", "Voice", "get_engine", "running_engines"]
+__all__ = ["Audio", "Clip", "Engine", "SynthesisInput", "Voice", "get_engine", "new_engine", "running_engines"]
 
 _engines: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
@@ -24,6 +24,11 @@ def get_engine(spec: ModelSpec, settings: Settings) -> Engine:
             engine = _make(spec, settings)
             _engines[key] = engine
         return engine
+
+
+def new_engine(spec: ModelSpec, settings: Settings) -> Engine:
+    """An engine of the caller's own, not the process-wide one: close it when done."""
+    return _make(spec, settings)
 
 
 def _make(spec: ModelSpec, settings: Settings) -> Engine:

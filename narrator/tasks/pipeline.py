@@ -55,6 +55,16 @@ class JobTask(Task):  # type: ignore[misc]
     retry_jitter = True
     max_retries = 5
 
+    def retry(self, *args: Any, exc: BaseException | None = None, throw: bool = True, **kwargs: Any) -> Any:
+        if self.request.is_eager and isinstance(exc, NarratorError):
+            # In-process (no broker) Celery cannot wait out a retry's countdown, and with
+            # task_eager_propagates its Retry would end the job as "Retry in 1.2s: ...":
+            # fail with the error itself, which the caller (CLI, RunPod handler) reports.
+            if throw:
+                raise exc
+            return exc
+        return super().retry(*args, exc=exc, throw=throw, **kwargs)
+
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         job_id = kwargs.get("job_id") or (args[0] if args else "")
         if job_id and jobdata.JOB_ID.match(str(job_id)):
@@ -153,7 +163,7 @@ def synthesize_chunk(self: Task, job_id: str, index: int) -> dict[str, Any]:
 def _retry_or_fail(task: Task, exc: NarratorError, job_id: str, index: int) -> BaseException:
     """The exception to raise: a Celery retry for transient errors while retries last, else the error."""
     retries = runtime.current().settings.chunk_max_retries
-    if exc.retryable and task.request.retries < retries:
+    if exc.retryable and not task.request.is_eager and task.request.retries < retries:
         # Jitter spreads the retries of many chunks that failed together (a ComfyUI restart).
         countdown = min(60.0, 2.0**task.request.retries) * random.uniform(0.5, 1.5)
         log.warning("chunk retry", extra={"job_id": job_id, "chunk": index, "error": str(exc), "in": countdown})

@@ -68,3 +68,10 @@ def test_flower_lists_a_jobs_tasks_behind_basic_auth(
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = browser.text()
     assert "SUCCESS" in text and "narrator.upload" in text
+
+
+def test_flower_healthcheck_answers_without_credentials(flower: Flower) -> None:
+    """compose.yaml's healthcheck for Flower fetches /healthcheck with no credentials."""
+    answer = httpx.get(flower.url + "/healthcheck", timeout=10)
+    assert answer.status_code == 200 and answer.text == "OK"
+    assert httpx.get(flower.url + "/api/workers", timeout=10).status_code == 401

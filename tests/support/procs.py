@@ -141,8 +141,9 @@ class WorkerPool:
 
     def start(
         self, settings: Settings, queues: str = "narrator.cpu,narrator.gpu", concurrency: int = 1,
-        extra_env: dict[str, str] | None = None, name: str | None = None,
+        extra_env: dict[str, str] | None = None, name: str | None = None, wait: bool = True,
     ) -> Worker:
+        """Start a worker; unless ``wait`` is false, return once it logs that it is ready."""
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         env = {**os.environ, **settings_env(settings), **(extra_env or {})}
         env["PYTHONPATH"] = str(ROOT)
@@ -156,7 +157,8 @@ class WorkerPool:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         worker = Worker(name, queues, proc, log)
         self.workers.append(worker)
-        wait_until(lambda: self._ready(worker), 60, f"worker {name} to be ready:\n{worker.logs()}", 0.2)
+        if wait:
+            wait_until(lambda: self._ready(worker), 60, f"worker {name} to be ready:\n{worker.logs()}", 0.2)
         return worker
 
     @staticmethod
