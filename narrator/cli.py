@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    from . import cli_chunk, cli_models
+    from . import cli_chunk, cli_doctor, cli_health, cli_models
 
-    return [cli_models.register, cli_chunk.register]
+    return [cli_models.register, cli_chunk.register, cli_doctor.register, cli_health.register]
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -215,7 +215,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from .tasks.worker import app
+    from .tasks.worker import app, exit_code
 
     queues = {"cpu": ["narrator.cpu"], "gpu": ["narrator.gpu"], "all": ["narrator.cpu", "narrator.gpu"]}[args.queues]
     concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
@@ -223,7 +223,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     app.worker_main(argv)
-    return 0
+    return exit_code()  # Celery's worker_main drops the worker's exit status
 
 
 def _download(handle: jobs.JobHandle, path: Path) -> None:

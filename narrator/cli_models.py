@@ -1,14 +1,13 @@
-"""``narrator models list`` and ``narrator models validate [--comfy URL]``."""
+"""``narrator models list [--comfy [URL]]`` and ``narrator models validate [--comfy URL]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from .errors import EngineUnavailable, ModelError
-from .models import ModelSpec, load_model_file
+from .errors import EngineUnavailable
+from .models import ModelSpec, load_folder
 from .settings import Settings
 
 
@@ -18,6 +17,14 @@ def register(sub: Any) -> None:
     actions = models.add_subparsers(dest="models_command", metavar="{list,validate}")
     actions.required = True
     listing = actions.add_parser("list", help="the models in the workflows folder")
+    listing.add_argument(
+        "--comfy",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="add a READY column: can this ComfyUI server run each model now? "
+        "(--comfy alone: NARRATOR_COMFY_URL; without --comfy no server is asked)",
+    )
     listing.set_defaults(func=list_models)
     check = actions.add_parser(
         "validate", help="check every model file against its workflow and the ComfyUI node definitions"
@@ -31,33 +38,33 @@ def register(sub: Any) -> None:
     check.set_defaults(func=validate_models)
 
 
-def _load_all(folder: Path) -> tuple[list[ModelSpec], list[str]]:
-    specs, problems = [], []
-    if not folder.is_dir():
-        return [], [f"workflows folder {folder} does not exist"]
-    for path in sorted(folder.glob("*.toml")):
-        try:
-            specs.append(load_model_file(path))
-        except ModelError as exc:
-            problems.append(str(exc))
-    return specs, problems
-
-
 def list_models(args: argparse.Namespace, settings: Settings) -> int:
-    specs, problems = _load_all(settings.workflows_dir)
-    rows = [("MODEL", "ENGINE", "RATE", "SPEAKERS", "CLONING", "PARAMETERS")]
+    specs, problems = load_folder(settings.workflows_dir)
+    comfy = getattr(args, "comfy", None)
+    ready: dict[str, str] | None = None
+    if comfy is not None:
+        url = comfy or settings.comfy_url
+        try:
+            ready = _readiness(url, specs, settings.comfy_timeout)
+        except EngineUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    rows: list[tuple[str, ...]] = [("MODEL", "ENGINE", "RATE", "SPEAKERS", "CLONING", "PARAMETERS")]
+    if ready is not None:
+        rows[0] += (f"READY ON {url}",)
     for spec in specs:
         default = " (default)" if spec.name == settings.default_model else ""
-        rows.append(
-            (
-                spec.name + default,
-                spec.engine,
-                str(spec.sample_rate),
-                str(spec.speakers),
-                "yes" if spec.voice_cloning else "no",
-                ", ".join(sorted(spec.supported_parameters)) or "-",
-            )
+        row: tuple[str, ...] = (
+            spec.name + default,
+            spec.engine,
+            str(spec.sample_rate),
+            str(spec.speakers),
+            "yes" if spec.voice_cloning else "no",
+            ", ".join(sorted(spec.supported_parameters)) or "-",
         )
+        if ready is not None:
+            row += (ready[spec.name],)
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -66,12 +73,23 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
+def _readiness(url: str, specs: list[ModelSpec], timeout: float) -> dict[str, str]:
+    """Model name -> ``yes`` / ``yes (in-process)`` / ``no: why``, from the server at ``url``."""
+    from .comfy import object_info
+    from .comfy.readiness import assess
+    from .comfy.survey import survey_url
+
+    found = survey_url(url, [s for s in specs if s.engine == "comfyui"], timeout)
+    reference = object_info.packaged()
+    return {spec.name: assess(spec, found.view, reference).label for spec in specs}
+
+
 def validate_models(args: argparse.Namespace, settings: Settings) -> int:
     from .comfy import object_info
     from .comfy.client import ClientConfig, ComfyClient, Deadline
     from .comfy.workflow import check_model
 
-    specs, problems = _load_all(settings.workflows_dir)
+    specs, problems = load_folder(settings.workflows_dir)
     wanted = set(getattr(args, "names", None) or ())
     unknown = wanted - {s.name for s in specs}
     problems += [f"no model named {name!r}" for name in sorted(unknown)]

@@ -91,6 +91,19 @@ def load_model_file(path: Path) -> ModelSpec:
     return spec
 
 
+def load_folder(directory: Path) -> tuple[list[ModelSpec], list[str]]:
+    """Every model file of a folder that loads, and one line for each that does not."""
+    if not directory.is_dir():
+        return [], [f"workflows folder {directory} does not exist"]
+    specs, problems = [], []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            specs.append(load_model_file(path))
+        except ModelError as exc:
+            problems.append(str(exc))
+    return specs, problems
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])

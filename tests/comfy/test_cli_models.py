@@ -69,3 +69,52 @@ def test_validate_reports_each_broken_model(tmp_path: Path, capsys: pytest.Captu
     assert "FAIL vibevoice-large" in captured.out and "Value 60.0 bigger than max of 50.0: cfg_scale" in captured.out
     assert "ok   local" in captured.out
     assert "broken.toml: speakers" in captured.err
+
+
+def _ready_column(out: str) -> dict[str, str]:
+    header, *rows = out.splitlines()
+    at = header.index("READY ON ")
+    return {row.split()[0]: row[at:].strip() for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("change", "small", "large"),
+    [
+        ({}, "yes", "yes"),
+        ({"drop_files": ["VibeVoice/VibeVoice-Large/tokenizer.json"]},
+         "yes", "no: weights missing: VibeVoice/VibeVoice-Large/tokenizer.json"),
+        ({"drop_nodes": ["VibeVoiceTTS"]},
+         "no: node VibeVoiceTTS missing (install wildminder/ComfyUI-VibeVoice@d04665d)",
+         "no: node VibeVoiceTTS missing (install wildminder/ComfyUI-VibeVoice@d04665d)"),
+        ({"input_overrides": {"VibeVoiceTTS": {"model_name": [["VibeVoice-1.5B"], {}]}}},
+         "yes", "no: workflow invalid: vibevoice-large.json: node 5 (VibeVoice TTS, VibeVoiceTTS): Value not in list: "
+                "model_name: 'VibeVoice-Large' not in ['VibeVoice-1.5B']"),
+    ],
+    ids=["ready", "weights missing", "node missing", "model not offered"],
+)
+def test_list_says_what_the_server_can_run(change: dict[str, object], small: str, large: str,
+                                           fake_comfy: FakeComfy, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_comfy.configure(**change)
+    assert run(["models", "list", "--comfy", fake_comfy.url], SHIPPED) == 0
+    out = capsys.readouterr().out
+    assert f"READY ON {fake_comfy.url}" in out.splitlines()[0]
+    assert _ready_column(out) == {"local": "yes (in-process)", "vibevoice-1.5b": small, "vibevoice-large": large}
+
+
+def test_list_comfy_alone_asks_the_configured_server(fake_comfy: FakeComfy,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["models", "list", "--comfy"], SHIPPED.with_(comfy_url=fake_comfy.url)) == 0
+    assert _ready_column(capsys.readouterr().out)["vibevoice-1.5b"] == "yes"
+
+
+def test_list_without_comfy_asks_no_server(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = SHIPPED.with_(comfy_url=f"http://127.0.0.1:{free_port()}", comfy_timeout=1.0)
+    assert run(["models", "list"], settings) == 0
+    assert "READY" not in capsys.readouterr().out
+
+
+def test_list_comfy_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = SHIPPED.with_(comfy_timeout=1.0)
+    assert run(["models", "list", "--comfy", f"http://127.0.0.1:{free_port()}"], settings) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ComfyUI at http://127.0.0.1:")
