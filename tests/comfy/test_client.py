@@ -126,6 +126,8 @@ REJECTIONS["invalid_input_type"] = _bad
 
 @pytest.mark.parametrize("kind", sorted(REJECTIONS))
 def test_rejected_prompts_are_permanent_and_say_why(kind: str, client: ComfyClient, fake_comfy: FakeComfy) -> None:
+    if kind == "return_type_mismatch":
+        fake_comfy.configure(enemyx_models=[])  # recorded with the Enemyx pack's LoadTextFromFileNode
     with pytest.raises(PromptRejected) as info:
         client.queue_prompt(REJECTIONS[kind], Deadline(5))
     assert not info.value.retryable and isinstance(info.value, EngineFailed)

@@ -15,7 +15,7 @@ import websocket
 from narrator.comfy.client import ComfyClient, Deadline
 from narrator.comfy.messages import Outcome
 from tests.fakes.comfyui import FakeComfy
-from tests.support.comfy import TRACES, FakeProcess, load_trace
+from tests.support.comfy import ROOT, TRACES, FakeProcess, load_trace
 
 QUIET = {"status", "progress_state", "progress"}
 
@@ -84,7 +84,8 @@ def test_rerun_and_enemyx_without_model_match_the_recording(fake_comfy: FakeComf
     assert next(m for m in rerun if m["type"] == "execution_cached")["data"]["nodes"] == ["1", "2"]
     assert {m["data"]["node"]: [a["filename"] for a in m["data"]["output"]["audio"]]
             for m in rerun if m["type"] == "executed"} == files
-    fake_comfy.configure(enemyx_models=[])  # the recording's server had no VibeVoice weights
+    # The recording's server had the Enemyx pack, with no VibeVoice weights.
+    fake_comfy.configure(enemyx_models=[])
     kinds, _ = _recorded("enemyx_nomodel.json")
     messages = _replay(fake_comfy, _prompt("enemyx_nomodel"))
     assert [m["type"] for m in messages if m["type"] not in QUIET] == kinds
@@ -166,3 +167,56 @@ def test_fakes_as_processes(fake_comfy_process: FakeProcess,
     finally:
         client.close()
     assert fake_comfy_process.stats()["prompts_executed"] == 2
+
+
+def test_model_listing_like_comfyui(fake_comfy: FakeComfy) -> None:
+    client = ComfyClient(fake_comfy.url)
+    try:
+        listing = client.models("tts")
+        assert listing is not None and listing == sorted(listing)
+        assert "VibeVoice/VibeVoice-1.5B/tokenizer.json" in listing
+        assert "VibeVoice/VibeVoice-Large/model-00001-of-00001.safetensors" in listing
+        assert client.models("checkpoints") is None  # an unregistered folder type: 404
+        fake_comfy.configure(drop_files=["VibeVoice/VibeVoice-1.5B/tokenizer.json"])
+        assert "VibeVoice/VibeVoice-1.5B/tokenizer.json" not in (client.models("tts") or [])
+    finally:
+        client.close()
+    assert httpx.get(f"{fake_comfy.url}/models", timeout=5).json() == ["tts"]
+
+
+def test_system_stats_and_vram_like_a_gpu_server(fake_comfy: FakeComfy) -> None:
+    client = ComfyClient(fake_comfy.url)
+    try:
+        stats = client.system_stats()
+        assert stats["system"]["comfyui_version"] == "0.3.64" and stats["system"]["pytorch_version"]
+        device = stats["devices"][0]
+        assert device["type"] == "cuda" and device["index"] == 0
+        fields = {"name", "type", "index", "vram_total", "vram_free", "torch_vram_total", "torch_vram_free"}
+        assert set(device) == fields
+        idle = device["vram_total"] - device["vram_free"]
+        state = client.run(_vibevoice_prompt(), Deadline(10))
+        assert state.outcome is Outcome.SUCCESS
+        loaded = client.system_stats()["devices"][0]
+        assert loaded["vram_total"] - loaded["vram_free"] == idle + 6 * 2**30  # VibeVoice-1.5B stays loaded
+        client.free(unload_models=True)
+        after = client.system_stats()["devices"][0]
+        assert after["vram_total"] - after["vram_free"] == idle
+        fake_comfy.configure(gpu=False)
+        assert client.system_stats()["devices"][0]["type"] == "cpu"
+    finally:
+        client.close()
+
+
+def test_dropped_node_is_unknown_to_the_server(fake_comfy: FakeComfy) -> None:
+    fake_comfy.configure(drop_nodes=["VibeVoiceTTS"])
+    assert "VibeVoiceTTS" not in httpx.get(f"{fake_comfy.url}/object_info", timeout=5).json()
+    answer = httpx.post(f"{fake_comfy.url}/prompt", json={"prompt": _vibevoice_prompt()}, timeout=5)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "Cannot execute because node VibeVoiceTTS does not exist."
+
+
+def _vibevoice_prompt() -> dict[str, Any]:
+    wf = json.loads((ROOT / "workflows" / "vibevoice-1.5b.json").read_text())
+    for n in "1234":
+        wf[n]["inputs"]["audio"] = "test_tone.wav"
+    return dict(wf)

@@ -239,6 +239,8 @@ def test_validator_matches_recorded_rejections(case: str, tmp_path: Path) -> Non
     from tests.fakes.comfyui import FakeComfy
 
     fake = FakeComfy(tmp_path)  # not started: only its validators and object_info
+    # The recording's server also had the Enemyx pack (LoadTextFromFileNode); the pinned image does not.
+    fake.configure(enemyx_models=[])
     result = validate_prompt(REPLAYS[case], fake.info(), fake._validators())
     assert not result.ok
     assert _strip(result.response()) == _strip(RECORDED[case]["body"])

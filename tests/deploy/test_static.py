@@ -274,7 +274,57 @@ def test_the_narrator_package_is_the_last_layer(dockerfile: Path) -> None:
     if not package:
         return  # the RunPod image inherits the package from the GPU image
     later = [i for i in final.instructions if i.line > package[0].line]
-    assert all(i.command in {"RUN", "USER", "WORKDIR", "EXPOSE", "ENTRYPOINT", "CMD"} for i in later), later
+    metadata = {"RUN", "USER", "WORKDIR", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD"}
+    assert all(i.command in metadata for i in later), later
+
+
+@pytest.mark.parametrize(
+    ("name", "command"), [("Dockerfile.gpu", ["health", "--comfy"]), ("Dockerfile.cpu", ["health"])]
+)
+def test_worker_images_check_their_health(name: str, command: list[str]) -> None:
+    """HEALTHCHECK runs ``narrator health``, which reads the ready file the image's ENV names."""
+    final = stages(parse((ROOT / "docker" / name).read_text()))[-1]
+    checks = [i.args for i in final.instructions if i.command == "HEALTHCHECK"]
+    assert len(checks) == 1, f"{name}: the final stage has {len(checks)} HEALTHCHECKs"
+    options, _, cmd = checks[0].partition("CMD")
+    assert json.loads(cmd) == ["/opt/narrator/bin/narrator", *command], cmd
+    for option in ("--interval=", "--timeout=", "--start-period=", "--retries="):
+        assert option in options, f"{name}: HEALTHCHECK without {option}"
+    env = " ".join(i.args for i in final.instructions if i.command == "ENV")
+    assert re.search(r"\bNARRATOR_READY_FILE=/tmp/\S+", env), f"{name}: no NARRATOR_READY_FILE for the check to read"
+
+
+def test_compose_services_have_health_checks() -> None:
+    services = compose()["services"]
+    expected = {
+        "gpu-worker": ["CMD", "/opt/narrator/bin/narrator", "health", "--comfy"],
+        "cpu-worker": ["CMD", "/opt/narrator/bin/narrator", "health"],
+    }
+    for name, test in expected.items():
+        check = services[name]["healthcheck"]
+        assert check["test"] == test, name
+        assert {"interval", "timeout", "retries", "start_period"} <= set(check), name
+    flower = services["flower"]["healthcheck"]
+    assert flower["test"][0] == "CMD" and "http://127.0.0.1:5555/healthcheck" in " ".join(flower["test"])
+    assert {"interval", "timeout", "retries"} <= set(flower)
+    # The one-shot job does not inherit the worker image's check, and runs once the workers are ready.
+    assert services["example-job"]["healthcheck"] == {"disable": True}
+    assert {s["condition"] for s in services["example-job"]["depends_on"].values()} == {"service_healthy"}
+
+
+def test_runpod_handler_waits_for_its_gpu_workers_ready_file() -> None:
+    """start-runpod.sh: the handler is told the GPU worker's ready file, which the image's HEALTHCHECK reads too."""
+    script = (ROOT / "docker" / "start-runpod.sh").read_text()
+    gpu_file = re.search(r"^gpu_ready=(\S+)$", script, re.M)
+    gpu_env = " ".join(i.args for i in stages(parse((ROOT / "docker" / "Dockerfile.gpu").read_text()))[-1].instructions
+                       if i.command == "ENV")
+    assert gpu_file and f"NARRATOR_READY_FILE={gpu_file.group(1)}" in gpu_env
+    assert 'NARRATOR_READY_FILE="${gpu_ready}" WORKER_NAME=gpu narrator-start-gpu worker' in script
+    assert 'handler_waits_for="${gpu_ready}"' in script
+    assert 'NARRATOR_READY_FILE="${handler_waits_for}" "${VENV_BIN}/python" -m narrator.runpod_handler' in script
+    # The CPU worker writes elsewhere, and a restarted container's leftovers are gone before anything starts.
+    assert re.search(r'NARRATOR_READY_FILE="\$\{cpu_ready\}" "\$\{VENV_BIN\}/celery"', script)
+    assert script.index('rm -f "${gpu_ready}"') < script.index("narrator-start-gpu comfyui")
 
 
 def test_weights_and_node_pack_are_pinned_and_baked_early() -> None:

@@ -5,7 +5,10 @@ It validates prompts the way ComfyUI does (same error types and shapes), runs th
 one at a time from a queue, caches an identical re-run, and "executes" VibeVoice
 nodes with a synthetic voice (``comfy_nodes``). Tests steer it, in process or over
 ``POST /_fake/config``, to be slow, fail a node, drop or silence the websocket,
-stop answering, or restart and lose its history.
+stop answering, or restart and lose its history; or to lack a node pack
+(``drop_nodes``), weight files (``drop_files``, ``model_files`` for ``GET /models/{folder}``),
+a GPU (``gpu=False``), or to run another version of a node (``input_overrides``).
+``/system_stats`` shows a GPU whose VRAM in use grows while a VibeVoice model is loaded.
 
 In process::
 
@@ -24,8 +27,10 @@ import gc
 import hashlib
 import json
 import mimetypes
+import posixpath
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -46,6 +51,8 @@ from narrator.comfy.object_info import CustomValidator, packaged, validate_promp
 from .comfy_nodes import NODES, SLOW_NODES, Context, NodeError, node_text
 
 _TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
+GIB = 1024**3
+SHARD = "model-00001-of-00001.safetensors"
 
 
 @dataclass
@@ -71,7 +78,41 @@ class FakeConfig:
     """After a ``ws_drop``, refuse new websocket connections."""
     hang: bool = False
     """Stop answering: HTTP requests wait forever, websockets fall silent."""
-    enemyx_models: list[str] = field(default_factory=lambda: ["VibeVoice-1.5B", "VibeVoice-Large"])
+    enemyx_models: list[str] | None = None
+    """None: no Enemyx pack, as on the pinned image. A list: the Enemyx pack is installed with these
+    model folders, as on the server the first traces were recorded from (they use its nodes)."""
+    model_files: dict[str, list[str]] = field(default_factory=lambda: shipped_model_files())
+    """``GET /models/{folder}``: the files in each model folder; a folder not here answers 404."""
+    drop_files: list[str] = field(default_factory=list)
+    """Files left out of every ``/models/{folder}`` listing (weights not fetched)."""
+    drop_nodes: list[str] = field(default_factory=list)
+    """Node classes left out of ``/object_info`` (their node pack not installed): prompts using them are refused."""
+    input_overrides: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    """``{class_type: {input: [type, options]}}``: replace (or add as required) inputs in ``/object_info``,
+    like another version of a node pack."""
+    gpu: bool = True
+    """``/system_stats`` shows a CUDA device; False: a CPU-only server (like the recording's)."""
+    vram_total: int = 24 * GIB
+    vram_base: int = GIB // 2
+    """VRAM in use with no model loaded (the CUDA context)."""
+    vram_per_model: dict[str, int] = field(
+        default_factory=lambda: {"VibeVoice-1.5B": 6 * GIB, "VibeVoice-Large": 19 * GIB}
+    )
+    """VRAM a VibeVoiceTTS ``model_name`` holds once it ran, until ``/free`` unloads models (4 GiB if not here)."""
+
+
+def shipped_model_files() -> dict[str, list[str]]:
+    """Every weight file the shipped model files declare, and a shard beside them: every model is ready."""
+    from narrator.models import load_folder
+    from narrator.settings import PROJECT_WORKFLOWS
+
+    listing: dict[str, set[str]] = {}
+    for spec in load_folder(PROJECT_WORKFLOWS)[0]:
+        if spec.weights is not None:
+            files = listing.setdefault(spec.weights.folder, set())
+            files.update(spec.weights.files)
+            files.add(f"{posixpath.dirname(spec.weights.files[0])}/{SHARD}")
+    return {folder: sorted(files) for folder, files in listing.items()}
 
 
 @dataclass
@@ -112,6 +153,13 @@ class _Item:
 
     def as_list(self) -> list[Any]:
         return [self.number, self.prompt_id, self.prompt, self.extra, self.outputs]
+
+
+def _enemyx_nodes() -> dict[str, Any]:
+    """The Enemyx pack's nodes as the first recording's server listed them (enemyx_nodes.json)."""
+    nodes = json.loads((Path(__file__).with_name("enemyx_nodes.json")).read_text())
+    nodes.pop("_source")
+    return nodes  # type: ignore[no-any-return]
 
 
 def _now_ms() -> int:
@@ -159,6 +207,8 @@ class FakeComfy:
         self._wake: asyncio.Event | None = None
         self._interrupt: asyncio.Event | None = None
         self._unhang: asyncio.Event | None = None
+        self.loaded_model: str | None = None
+        """The VibeVoice model_name in (fake) VRAM: set when VibeVoiceTTS runs, cleared by ``/free`` and restarts."""
 
     # -- control, from any thread ---------------------------------------------------------
 
@@ -289,6 +339,8 @@ class FakeComfy:
         r.add_get("/system_stats", self._system_stats)
         r.add_get("/object_info", self._object_info)
         r.add_get("/object_info/{node_class}", self._object_info)
+        r.add_get("/models", self._model_folders)
+        r.add_get("/models/{folder}", self._models)
         r.add_post("/upload/image", self._upload)
         r.add_post("/prompt", self._post_prompt)
         r.add_get("/history", self._get_history)
@@ -355,26 +407,59 @@ class FakeComfy:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
+    def vram_used(self) -> int:
+        model = self.loaded_model
+        if model is None:
+            return self.config.vram_base
+        return self.config.vram_base + self.config.vram_per_model.get(model, 4 * GIB)
+
     async def _system_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "system": {"os": "posix", "comfyui_version": "0.3.64", "python_version": "3.11"},
-                "devices": [{"name": "fake", "type": "cpu", "index": None, "vram_total": 0, "vram_free": 0}],
-            }
-        )
+        ram_total, ram_free = 24 * GIB, 18 * GIB
+        if self.config.gpu:
+            total, used = self.config.vram_total, self.vram_used()
+            device = {"name": "cuda:0 Fake GPU : cudaMallocAsync", "type": "cuda", "index": 0,
+                      "vram_total": total, "vram_free": total - used,
+                      "torch_vram_total": used - self.config.vram_base, "torch_vram_free": GIB // 8}
+        else:
+            device = {"name": "cpu", "type": "cpu", "index": None, "vram_total": ram_total, "vram_free": ram_free,
+                      "torch_vram_total": ram_total, "torch_vram_free": ram_free}
+        system = {
+            "os": "posix", "ram_total": ram_total, "ram_free": ram_free, "comfyui_version": "0.3.64",
+            "required_frontend_version": "1.27.10", "python_version": sys.version, "pytorch_version": "2.8.0+cu128",
+            "embedded_python": False, "argv": ["main.py", "--listen", self.host, "--port", str(self.port)],
+        }
+        return web.json_response({"system": system, "devices": [device]})
+
+    async def _model_folders(self, request: web.Request) -> web.Response:
+        return web.json_response(sorted(self.config.model_files))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """Like ComfyUI's: the files of a registered model folder type, sorted; 404 for any other name."""
+        files = self.config.model_files.get(request.match_info["folder"])
+        if files is None:
+            return web.Response(status=404)
+        dropped = set(self.config.drop_files)
+        return web.json_response(sorted(f for f in files if f not in dropped))
 
     def info(self) -> dict[str, Any]:
         """``/object_info`` as this server's folders make it."""
         files = sorted(str(p.relative_to(self.ctx.input_dir)) for p in self.ctx.input_dir.rglob("*") if p.is_file())
-        models = list(self.config.enemyx_models) or ["No models found"]
-        return with_state(
-            packaged(),
-            {
-                ("LoadAudio", "audio"): files,
-                ("VibeVoiceSingleSpeakerNode", "model"): models,
-                ("VibeVoiceMultipleSpeakersNode", "model"): models,
-            },
-        )
+        lists: dict[tuple[str, str], list[str]] = {("LoadAudio", "audio"): files}
+        base = packaged()
+        if self.config.enemyx_models is not None:
+            base = {**base, **_enemyx_nodes()}
+            models = list(self.config.enemyx_models) or ["No models found"]
+            lists[("VibeVoiceSingleSpeakerNode", "model")] = models
+            lists[("VibeVoiceMultipleSpeakersNode", "model")] = models
+        info = with_state(base, lists)
+        for class_type in self.config.drop_nodes:
+            info.pop(class_type, None)
+        for class_type, inputs in self.config.input_overrides.items():
+            node_inputs = info.get(class_type, {}).get("input", {})
+            for name, spec in inputs.items():
+                where = next((c for c in ("required", "optional") if name in node_inputs.get(c, {})), "required")
+                node_inputs.setdefault(where, {})[name] = spec
+        return info
 
     async def _object_info(self, request: web.Request) -> web.Response:
         info = self.info()
@@ -498,7 +583,8 @@ class FakeComfy:
         return web.Response(status=200)
 
     async def _post_free(self, request: web.Request) -> web.Response:
-        await _json_or_empty(request)
+        if (await _json_or_empty(request)).get("unload_models"):
+            self.loaded_model = None
         return web.Response(status=200)
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
@@ -632,9 +718,15 @@ class FakeComfy:
         if impl is None:
             raise NodeError("NotImplementedError", f"the fake cannot run {class_type}")
         ctx = Context(
-            self.ctx.input_dir, self.ctx.output_dir, self.ctx.temp_dir, cfg.seconds_per_word, tuple(cfg.enemyx_models)
+            self.ctx.input_dir,
+            self.ctx.output_dir,
+            self.ctx.temp_dir,
+            cfg.seconds_per_word,
+            tuple(cfg.enemyx_models or ()),
         )
         result = await asyncio.to_thread(impl, ctx, inputs)
+        if "model_name" in inputs:  # the wildminder node keeps its model loaded after a run
+            self.loaded_model = str(inputs["model_name"])
         if class_type in SLOW_NODES:
             assert self._interrupt is not None
             remaining = cfg.synth_seconds - (time.perf_counter() - self._began) - self._tail
