@@ -6,9 +6,11 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import websocket
 
@@ -27,7 +29,7 @@ def _recorded(trace: str) -> tuple[list[str], dict[str, list[str]]]:
     files = {
         e["ws"]["data"]["node"]: [a["filename"] for a in e["ws"]["data"]["output"]["audio"]]
         for e in entries
-        if "ws" in e and e["ws"]["type"] == "executed"
+        if "ws" in e and e["ws"]["type"] == "executed" and e["ws"]["data"]["output"]
     }
     return kinds, files
 
@@ -57,15 +59,18 @@ def _prompt(name: str) -> dict[str, Any]:
     return dict(json.loads((TRACES / f"prompt_{name}.json").read_text()))
 
 
-@pytest.mark.parametrize("case", ["load_save", "multi", "corrupt"])
+@pytest.mark.parametrize("case", ["load_save", "multi", "corrupt", "vibevoice_1_5b"])
 def test_message_sequence_matches_the_recording(case: str, fake_comfy: FakeComfy) -> None:
     shutil.copy(fake_comfy.ctx.input_dir / "test_tone.wav", fake_comfy.ctx.input_dir / "test_tone (1).wav")
+    # vibevoice_1_5b: the real node pack with four LoadAudio of one uploaded voice (docs/gpu.md).
+    (fake_comfy.ctx.input_dir / "narrator").mkdir(exist_ok=True)
+    shutil.copy(fake_comfy.ctx.input_dir / "test_tone.wav", fake_comfy.ctx.input_dir / "narrator" / "voice.wav")
     (fake_comfy.ctx.input_dir / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
     kinds, files = _recorded(f"{case}.json")
     messages = _replay(fake_comfy, _prompt(case))
     assert [m["type"] for m in messages if m["type"] not in QUIET] == kinds
     got = {m["data"]["node"]: [a["filename"] for a in m["data"]["output"]["audio"]]
-           for m in messages if m["type"] == "executed"}
+           for m in messages if m["type"] == "executed" and m["data"]["output"]}
     assert set(got) == set(files)
     for node, names in files.items():
         if "temp" not in names[0]:
@@ -92,6 +97,45 @@ def test_rerun_and_enemyx_without_model_match_the_recording(fake_comfy: FakeComf
     error = next(m["data"] for m in messages if m["type"] == "execution_error")
     expected = "Error generating speech: Model 'No models found' not found in models/vibevoice/\n"
     assert error["exception_message"] == expected
+
+
+def test_missing_tokenizer_fails_like_the_real_loader_offline(fake_comfy: FakeComfy) -> None:
+    (fake_comfy.ctx.input_dir / "narrator").mkdir(exist_ok=True)
+    shutil.copy(fake_comfy.ctx.input_dir / "test_tone.wav", fake_comfy.ctx.input_dir / "narrator" / "voice.wav")
+    _replay(fake_comfy, _prompt("vibevoice_1_5b"))  # as recorded: the voices were loaded by an earlier run
+    fake_comfy.configure(drop_files=["VibeVoice/VibeVoice-1.5B/tokenizer.json"])
+    kinds, _ = _recorded("tokenizer_missing.json")
+    messages = _replay(fake_comfy, _prompt("tokenizer_missing"))
+    assert [m["type"] for m in messages if m["type"] not in QUIET] == kinds
+    recorded = next(e["ws"]["data"] for e in load_trace("tokenizer_missing.json") if "ws" in e  # type: ignore[union-attr]
+                    and e["ws"]["type"] == "execution_error")
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    for key in ("node_id", "node_type", "exception_type", "exception_message"):
+        assert error[key] == recorded[key], key
+
+
+@pytest.mark.parametrize(
+    ("text", "bound", "cloned"),
+    [
+        ("Speaker 1: Hello there, friend.", 1, True),
+        ("Speaker 2: Hello there, friend.", 2, False),  # the processor makes the text speaker 1, the voice 0
+        ("Speaker 1: Hi.\nSpeaker 2: Hello there, friend.", 2, True),
+    ],
+)
+def test_vibevoice_node_hears_voices_as_the_processor_numbers_them(text: str, bound: int, cloned: bool) -> None:
+    from tests.fakes import comfy_nodes
+
+    voice = {"waveform": np.sin(np.arange(24000, dtype=np.float32) / 7.0)[None, :], "sample_rate": 24000}
+    other = {"waveform": np.sin(np.arange(24000, dtype=np.float32) / 3.0)[None, :], "sample_rate": 24000}
+    inputs = {"text": text, "seed": 1, f"speaker_{bound}_voice": voice}
+    if bound == 2 and "Speaker 1" in text:
+        inputs["speaker_1_voice"] = other
+    ctx = comfy_nodes.Context(Path("."), Path("."), Path("."))
+    (out,), _ = comfy_nodes.vibevoice_tts(ctx, inputs)
+    last = comfy_nodes.script(text)[-1]
+    pitch = comfy_nodes.voice_pitch(bound, voice if cloned else None)
+    expected = comfy_nodes.speak(last[1], pitch, ctx.seconds_per_word, 1.0, 1)
+    assert np.array_equal(out["waveform"][0, -len(expected) - int(0.15 * 24000):-int(0.15 * 24000)], expected)
 
 
 def test_upload_rename_and_overwrite_rules(fake_comfy: FakeComfy) -> None:

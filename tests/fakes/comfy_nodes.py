@@ -48,6 +48,8 @@ class Context:
     temp_dir: Path
     seconds_per_word: float = 0.3
     enemyx_models: tuple[str, ...] = ()
+    model_files: frozenset[str] | None = None
+    """Files in ComfyUI's ``tts`` model folder (None: every file a loader wants is there)."""
 
 
 AudioValue = dict[str, Any]
@@ -125,9 +127,15 @@ def script(text: str) -> list[tuple[int, str]]:
 
 def _say(lines: list[tuple[int, str]], voices: Mapping[int, AudioValue | None], ctx: Context, speed: float,
          seed: int) -> AudioValue:
+    return _say_each([(speaker, words, voices.get(speaker)) for speaker, words in lines], ctx, seed, speed)
+
+
+def _say_each(lines: list[tuple[int, str, AudioValue | None]], ctx: Context, seed: int,
+              speed: float = 1.0) -> AudioValue:
+    """Each line in its speaker's pitch, moved by the reference voice the model heard for it."""
     pieces = []
-    for speaker, words in lines:
-        pieces.append(speak(words, voice_pitch(speaker, voices.get(speaker)), ctx.seconds_per_word, speed, seed))
+    for speaker, words, voice in lines:
+        pieces.append(speak(words, voice_pitch(speaker, voice), ctx.seconds_per_word, speed, seed))
         pieces.append(np.zeros(int(0.15 * RATE), dtype=np.float32))
     wave = np.concatenate(pieces) if pieces else np.zeros(RATE // 10, dtype=np.float32)
     return {"waveform": wave[None, :], "sample_rate": RATE}
@@ -149,15 +157,43 @@ def load_audio(ctx: Context, inputs: Mapping[str, Any]) -> NodeResult:
 
 
 def vibevoice_tts(ctx: Context, inputs: Mapping[str, Any]) -> NodeResult:
-    """wildminder VibeVoiceTTS v1.4.1: every speaker named in the text needs its voice input."""
+    """wildminder VibeVoiceTTS at d04665d, as the real node and Microsoft's processor behave.
+
+    The node gives the processor the voices of the speaker ids in the text, sorted
+    (vibevoice_nodes.py:114-125); the processor labels those voice prompts 0, 1, ... and
+    shifts the text's ids down by one when none is 0 (vibevoice_processor.py:407, 606-613).
+    A line whose label has no voice prompt is spoken in no reference voice at all, as the
+    real model would: a chunk that binds its voices wrongly sounds wrong here too.
+    """
+    _check_weights(ctx, str(inputs.get("model_name", "")))
     lines = script(str(inputs["text"]))
-    voices = {n: inputs.get(f"speaker_{n}_voice") for n in range(1, 5)}
-    for speaker, _ in lines:
-        if voices.get(speaker) is None:
-            raise NodeError(
-                "ValueError", f"Speaker {speaker} is used in the script but speaker_{speaker}_voice is not connected."
-            )
-    return (_say(lines, voices, ctx, 1.0, int(inputs.get("seed", 0))),), None
+    if not lines:
+        raise NodeError("ValueError", "Script is empty or invalid. Use 'Speaker 1:', 'Speaker 2:', etc. format.")
+    ids = sorted({speaker for speaker, _ in lines})
+    samples = [inputs.get(f"speaker_{n}_voice") for n in ids]
+    missing = [n for n, v in zip(ids, samples, strict=True) if v is None]
+    if missing:
+        raise NodeError("ValueError", f"Script requires voices for Speakers {missing}, but they were not provided.")
+    shift = 1 if min(ids) > 0 else 0
+    prompts = dict(enumerate(samples))
+    heard = [(speaker, words, prompts.get(speaker - shift)) for speaker, words in lines]
+    return (_say_each(heard, ctx, int(inputs.get("seed", 0))),), None
+
+
+#: What the real loader raised, offline, with tokenizer.json missing (tests/comfy/traces/tokenizer_missing.json).
+OFFLINE_MISSING = (
+    "An error happened while trying to locate the file on the Hub and we cannot find the requested files in the "
+    "local cache. Please check your connection and try again or make sure your Internet connection is on.\n"
+)
+
+
+def _check_weights(ctx: Context, model: str) -> None:
+    """modules/loader.py:118-148: a missing index or tokenizer.json means a download, which fails offline."""
+    if ctx.model_files is None:
+        return
+    for name in ("model.safetensors.index.json", "tokenizer.json"):
+        if f"VibeVoice/{model}/{name}" not in ctx.model_files:
+            raise NodeError("huggingface_hub.errors.LocalEntryNotFoundError", OFFLINE_MISSING)
 
 
 def _enemyx_model(ctx: Context, inputs: Mapping[str, Any]) -> None:

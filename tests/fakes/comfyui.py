@@ -682,6 +682,15 @@ class FakeComfy:
 
         for nid in [n for n in order if n not in cached]:
             node = item.prompt[nid]
+            if sigs[nid] in new_cache:
+                # A node identical to one this prompt already ran (four LoadAudio of one file): ComfyUI
+                # takes it from its cache and says "executed", with no "executing" and a null output.
+                values[nid], ui = new_cache[sigs[nid]]
+                await state(nid, running=False)
+                await say("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
+                if ui:
+                    outputs[nid] = ui
+                continue
             await state(nid, running=True)
             await say("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
             self.last_node = nid
@@ -723,6 +732,7 @@ class FakeComfy:
             self.ctx.temp_dir,
             cfg.seconds_per_word,
             tuple(cfg.enemyx_models or ()),
+            frozenset(f for files in cfg.model_files.values() for f in files) - set(cfg.drop_files),
         )
         result = await asyncio.to_thread(impl, ctx, inputs)
         if "model_name" in inputs:  # the wildminder node keeps its model loaded after a run
