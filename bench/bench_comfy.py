@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the fake lives in tests/
     sys.path.insert(0, str(ROOT))
 
-from narrator import jobdata  # noqa: E402
 from narrator.engines.comfyui import ComfyEngine  # noqa: E402
+from narrator.job import jobdata  # noqa: E402
+from narrator.job.synthesize import synthesize_chunk  # noqa: E402
 from narrator.models import load_model_file  # noqa: E402
 from narrator.settings import Settings  # noqa: E402
 from narrator.storage import open_store  # noqa: E402
-from narrator.synthesis import synthesize_chunk  # noqa: E402
 from tests.fakes.comfyui import FakeComfy  # noqa: E402
 
 SIZES = ((40, 50), (200, 12))  # (words per chunk, chunks measured)

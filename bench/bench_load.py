@@ -24,7 +24,8 @@ from typing import Any
 import psutil
 import redis
 
-from narrator import jobdata, jobs
+from narrator import jobs
+from narrator.job import jobdata
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
 from tests.reliability.chaos_support import Cluster, cluster, paragraphs, posted_texts, request

@@ -12,7 +12,7 @@ Per ComfyUI model that the server can run (``narrator doctor``'s checks):
   the whole GPU) polled every 0.25 s during the run.
 
 Targets: cold start < 30 s with baked weights, < 10 s of synthesis per 100 words,
-< 8 GiB peak VRAM for VibeVoice-1.5B. The synthesis is narrator.trial's, the one
+< 8 GiB peak VRAM for VibeVoice-1.5B. The synthesis is narrator.ops.trial's, the one
 ``narrator doctor --synthesize`` runs.
 
 ``python -m bench`` runs this only when a CUDA device is present (torch, if importable,
@@ -48,12 +48,12 @@ from narrator.comfy.client import ClientConfig, ComfyClient, Deadline  # noqa: E
 from narrator.comfy.readiness import assess  # noqa: E402
 from narrator.comfy.survey import survey_url  # noqa: E402
 from narrator.comfy.system import GIB  # noqa: E402
-from narrator.doctor import select  # noqa: E402
 from narrator.errors import EngineUnavailable  # noqa: E402
 from narrator.models import ModelSpec, load_folder  # noqa: E402
+from narrator.ops.doctor import select  # noqa: E402
+from narrator.ops.trial import FIRST_TEXT, TrialResult, run_trial  # noqa: E402
 from narrator.settings import Settings  # noqa: E402
 from narrator.storage import FileStore  # noqa: E402
-from narrator.trial import FIRST_TEXT, TrialResult, run_trial  # noqa: E402
 
 COLD_START_TARGET = 30.0
 """Seconds from starting ComfyUI to the first chunk stored, weights baked into the image."""

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-from . import jobdata
 from .errors import JobCancelled, JobFailed, JobTimeout, NarratorError, RetryableError
-from .liveness import Liveness
+from .job import jobdata
+from .job.admission import Admitted, admit
+from .job.liveness import Liveness
 from .request import JobRequest
 from .result import JobResult, Progress
 from .settings import Settings
 from .storage import ObjectStore, open_store
-from .validation import Admitted, admit
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """JobRequest: the one input contract for the CLI, ``submit()``, ``send_task`` and RunPod.
 
 Schema checks (types, ranges, unknown fields) live here as a pydantic model; checks
-that need settings or the model registry live in :mod:`narrator.validation`.
+that need settings or the model registry live in :mod:`narrator.job.admission`.
 Either way a bad request becomes one :class:`~narrator.errors.InvalidRequest` whose
 message starts with the dotted path of the field.
 """

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequest, NarratorError
-from .logs import setup_logging
+from .ops.logs import setup_logging
 from .runpod.channel import Channel, webhooks_configured
 from .runpod.output import error_output
 from .runpod.runner import events, secrets
@@ -162,7 +162,7 @@ def _wait_for_worker(settings: Settings) -> None:
     """
     if settings.eager or not settings.ready_file:
         return
-    from . import worker_state
+    from .ops import worker_state
 
     path = Path(settings.ready_file)
     log.info("waiting for the GPU worker", extra={"ready_file": str(path), "timeout": settings.ready_timeout})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..jobdata import parse_done
+from ..job.jobdata import parse_done
 
 
 def done_chunks(keys: Iterable[str]) -> dict[int, float]:

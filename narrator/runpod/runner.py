@@ -17,8 +17,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .. import jobdata, jobs
+from .. import jobs
 from ..errors import JobCancelled, JobFailed, JobTimeout, NarratorError
+from ..job import jobdata
 from ..request import JobRequest
 from ..result import Progress
 from ..settings import SECRET_FIELDS, Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from .. import jobdata
 from ..errors import JobNotFound
+from ..job import jobdata
 from ..storage import ObjectStore
 from .app import app
 from .pipeline import chunk_id, fanout_id, stage_id
@@ -24,7 +24,7 @@ def job_task_ids(job_id: str, task_id: str, store: ObjectStore) -> list[str]:
 
 def revoke_job(job_id: str, task_id: str, store: ObjectStore) -> None:
     """Revoke the job's queued tasks. A chunk already running stops on the cancel
-    marker (narrator.cancel.watch), which reaches it with any broker."""
+    marker (narrator.job.cancel.watch), which reaches it with any broker."""
     ids = job_task_ids(job_id, task_id, store)
     app.control.revoke(ids)
     log.info("cancelled", extra={"job_id": job_id, "revoked": len(ids)})

@@ -15,14 +15,15 @@ from typing import Any
 from celery import Task, chain, chord, group
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from .. import cancel, jobdata, logs
 from ..engines import Engine, get_engine
 from ..errors import EngineUnavailable, JobCancelled, NarratorError, PermanentError, RetryableError
-from ..joining import join_job
-from ..publish import publish
-from ..staging import stage
-from ..synthesis import synthesize_chunk as synthesize_one
-from ..validation import admit
+from ..job import cancel, jobdata
+from ..job.admission import admit
+from ..job.concatenate import join_job
+from ..job.stage import stage
+from ..job.synthesize import synthesize_chunk as synthesize_one
+from ..job.upload import publish
+from ..ops import logs
 from . import runtime
 from .app import GPU_QUEUE, app
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .. import jobdata
+from ..job import jobdata
 from ..models import ModelRegistry
 from ..settings import Settings
 from ..storage import ObjectStore, open_store

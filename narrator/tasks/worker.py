@@ -22,11 +22,11 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from .. import logs, worker_state
 from ..engines import get_engine, new_engine
 from ..errors import ModelError, NarratorError
-from ..logs import setup_logging
 from ..models import ModelSpec
+from ..ops import logs, worker_state
+from ..ops.logs import setup_logging
 from ..settings import Settings
 from . import (
     metrics,  # noqa: F401 - serves NARRATOR_METRICS_PORT

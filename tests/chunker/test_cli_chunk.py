@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from narrator.cli_chunk import register
+from narrator.cli.chunk import register
 from narrator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_errors_exit_2_with_a_message(
 
 def test_stdin(settings: Settings) -> None:
     code = (
-        "import sys, argparse; from narrator.cli_chunk import register; from narrator.settings import Settings\n"
+        "import sys, argparse; from narrator.cli.chunk import register; from narrator.settings import Settings\n"
         "p = argparse.ArgumentParser(); register(p.add_subparsers())\n"
         "a = p.parse_args(); sys.exit(a.func(a, Settings.from_env()))"
     )

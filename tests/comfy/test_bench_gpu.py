@@ -12,8 +12,8 @@ import pytest
 
 from bench.__main__ import default_modules, format_row
 from bench.gpu import Options, measure, nvidia_smi_gpus, rows_for
+from narrator.ops.trial import TrialResult
 from narrator.settings import Settings
-from narrator.trial import TrialResult
 from tests.fakes.comfyui import FakeComfy
 from tests.support.comfy import ROOT
 from tests.support.procs import free_port

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from narrator.cli_models import register
+from narrator.cli.models import register
 from narrator.settings import Settings
 from tests.fakes.comfyui import FakeComfy
 from tests.support.comfy import ROOT

@@ -50,6 +50,6 @@ def test_every_comfyui_format_decodes_to_mono_float32(fmt: str, channels: int) -
 
 
 def test_client_and_engine_stay_free_of_celery() -> None:
-    code = "import sys, narrator.comfy, narrator.engines.comfyui, narrator.cli_models; print('celery' in sys.modules)"
+    code = "import sys, narrator.comfy, narrator.engines.comfyui, narrator.cli.models; print('celery' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

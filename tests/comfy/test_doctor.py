@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from narrator.cli import main
-from narrator.cli_doctor import register
+from narrator.cli.doctor import register
 from narrator.settings import Settings
 from tests.fakes.comfyui import FakeComfy
 from tests.support.comfy import ROOT

@@ -34,12 +34,12 @@ import soundfile as sf
 from narrator.chunker import slot_text, speaker_slots
 from narrator.engines.base import SynthesisInput, Voice
 from narrator.engines.comfyui import ComfyEngine
+from narrator.job.admission import admit
+from narrator.job.stage import stage
+from narrator.job.synthesize import synthesize_chunk
 from narrator.models import ModelRegistry
 from narrator.settings import Settings
-from narrator.staging import stage
 from narrator.storage.file import FileStore
-from narrator.synthesis import synthesize_chunk
-from narrator.validation import admit
 from tests.fakes.comfyui import FakeComfy
 from tests.support.comfy import ROOT
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from narrator.job.admission import admit
+from narrator.job.stage import chunk_entries
 from narrator.models import ModelRegistry
 from narrator.settings import Settings
-from narrator.staging import chunk_entries
-from narrator.validation import admit
 from tests.support.comfy import ROOT
 
 REGISTRY = ModelRegistry.from_dir(ROOT / "workflows")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from narrator.liveness import Liveness
+from narrator.job.liveness import Liveness
 
 # (events, expected lost at the end); events are (time, "state" | "progress" | "down", value)
 CASES = [

@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 
 from narrator.errors import InvalidRequest
+from narrator.job.admission import admit
 from narrator.models import ModelRegistry
 from narrator.request import JobRequest
 from narrator.settings import PROJECT_WORKFLOWS, Settings
-from narrator.validation import admit
 
 
 def wav_b64(seconds: float = 1.0, rate: int = 24000) -> str:

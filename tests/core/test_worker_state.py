@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from narrator import worker_state
 from narrator.errors import WorkerNotReady
+from narrator.ops import worker_state
 from tests.support.procs import ROOT
 
 
 def write_from_another_process(path: Path, state: str, error: str = "") -> None:
-    code = "import sys; from pathlib import Path; from narrator import worker_state; " \
+    code = "import sys; from pathlib import Path; from narrator.ops import worker_state; " \
            "worker_state.write(Path(sys.argv[1]), sys.argv[2], 'w@host', error=sys.argv[3])"
     subprocess.run([sys.executable, "-c", code, str(path), state, error], cwd=ROOT, check=True, timeout=60)
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from narrator.errors import FetchError, FetchUnavailable
-from narrator.fetch import Target, build_request, check_url, fetch, legacy_ipv4
+from narrator.job.fetch import Target, build_request, check_url, fetch, legacy_ipv4
 
 from .conftest import Canary
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from narrator.errors import FetchError, FetchUnavailable
-from narrator.fetch import MAX_REDIRECTS, fetch
+from narrator.job.fetch import MAX_REDIRECTS, fetch
 
 from .conftest import SMALL, Origin
 from .test_check import FIELD

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from narrator import jobs, worker_state
+from narrator import jobs
+from narrator.ops import worker_state
 from narrator.settings import Settings
 from tests.support.comfy import FakeProcess
 from tests.support.procs import ROOT, WorkerPool, free_port, settings_env, wait_until

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from narrator import jobdata, jobs, runpod_handler
+from narrator import jobs, runpod_handler
+from narrator.job import jobdata
 from narrator.settings import Settings
 from narrator.storage import ObjectStore, open_store
 from tests.reliability.chaos_support import (

@@ -29,7 +29,7 @@ import pytest
 
 from narrator import jobs, runpod_handler
 from narrator.errors import InvalidRequest, JobFailed
-from narrator.logs import ContextFilter, JsonFormatter, setup_logging
+from narrator.ops.logs import ContextFilter, JsonFormatter, setup_logging
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from tests.reliability.conftest import PasswordRedis, Workers, redis_dump
 from tests.support.moto import MotoServer

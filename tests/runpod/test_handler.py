@@ -14,7 +14,8 @@ import httpx
 import pytest
 import soundfile as sf
 
-from narrator import jobdata, runpod_handler
+from narrator import runpod_handler
+from narrator.job import jobdata
 from narrator.settings import Settings
 from narrator.storage import open_store
 from tests.runpod.conftest import LONG_TEXT, voice_wav

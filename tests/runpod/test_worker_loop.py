@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import soundfile as sf
 
-from narrator import jobdata
+from narrator.job import jobdata
 from narrator.settings import Settings
 from narrator.storage import ObjectStore, open_store
 from tests.fakes.runpod_api import FakeRunPod

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from narrator import jobdata
+from narrator.job import jobdata
 from narrator.settings import Settings
 from narrator.storage import ObjectStore, open_store
 from narrator.tasks.pipeline import chunk_id

@@ -24,14 +24,14 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
-from .comfy.client import ClientConfig, ComfyClient, Deadline
-from .comfy.system import vram_used
-from .engines.base import SynthesisInput
-from .engines.comfyui import ComfyEngine
-from .errors import EngineUnavailable
-from .models import ModelSpec
-from .settings import Settings
-from .storage import ObjectStore
+from ..comfy.client import ClientConfig, ComfyClient, Deadline
+from ..comfy.system import vram_used
+from ..engines.base import SynthesisInput
+from ..engines.comfyui import ComfyEngine
+from ..errors import EngineUnavailable
+from ..models import ModelSpec
+from ..settings import Settings
+from ..storage import ObjectStore
 
 FIRST_TEXT = "This short sentence checks that the server can speak before it takes real work."
 TIMED_TEXT = "A second sentence, about as long as the first, measures the speed once the model is loaded."

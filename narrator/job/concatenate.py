@@ -7,8 +7,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audio, jobdata
-from .storage import ObjectStore
+from .. import audio
+from ..storage import ObjectStore
+from . import jobdata
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import audio, jobdata
-from .chunker import speaker_text
-from .errors import InvalidRequest
+from .. import audio
+from ..chunker import speaker_text
+from ..errors import InvalidRequest
+from ..models import ModelSpec
+from ..request import VoiceInput
+from ..settings import Settings
+from ..storage import ObjectStore
+from . import jobdata
+from .admission import Admitted, decode_base64, named_voice_path
 from .fetch import fetch
-from .models import ModelSpec
-from .request import VoiceInput
-from .settings import Settings
-from .storage import ObjectStore
-from .validation import Admitted, decode_base64, named_voice_path
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 
+from ..engines import Engine
+from ..errors import NarratorError
+from ..storage import ObjectStore
 from . import jobdata
-from .engines import Engine
-from .errors import NarratorError
-from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .errors import FetchError, FetchUnavailable
+from ..errors import FetchError, FetchUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import jobs
-from .errors import InvalidRequest, NarratorError
-from .logs import setup_logging
+from .. import jobs
+from ..errors import InvalidRequest, NarratorError
+from ..ops.logs import setup_logging
+from ..settings import Settings
 from .progress_bar import ProgressBar
-from .settings import Settings
 
 EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus"}
 
@@ -79,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    from . import cli_chunk, cli_doctor, cli_health, cli_models
+    from . import chunk, doctor, health, models
 
-    return [cli_models.register, cli_chunk.register, cli_doctor.register, cli_health.register]
+    return [models.register, chunk.register, doctor.register, health.register]
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -215,7 +214,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from .tasks.worker import app, exit_code
+    from ..tasks.worker import app, exit_code
 
     queues = {"cpu": ["narrator.cpu"], "gpu": ["narrator.gpu"], "all": ["narrator.cpu", "narrator.gpu"]}[args.queues]
     concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
@@ -234,6 +233,3 @@ def _download(handle: jobs.JobHandle, path: Path) -> None:
     handle.store.get_file(result.output_key, path)
 
 
-if __name__ == "__main__":
-    logging.basicConfig()
-    sys.exit(main())

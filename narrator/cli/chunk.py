@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .chunker import Chunk, chunk_text
-from .errors import InvalidRequest, ModelError, NarratorError
-from .models import ModelRegistry, ModelSpec
-from .settings import Settings
+from ..chunker import Chunk, chunk_text
+from ..errors import InvalidRequest, ModelError, NarratorError
+from ..models import ModelRegistry, ModelSpec
+from ..settings import Settings
 
 _PREVIEW = 60
 

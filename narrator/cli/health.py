@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import worker_state
-from .errors import EngineUnavailable
-from .settings import Settings
+from ..errors import EngineUnavailable
+from ..ops import worker_state
+from ..settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -46,7 +46,7 @@ def check_health(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _comfy_problem(url: str, timeout: float) -> str:
-    from .comfy.client import ClientConfig, ComfyClient, Deadline
+    from ..comfy.client import ClientConfig, ComfyClient, Deadline
 
     client = ComfyClient(url, ClientConfig(request_timeout=timeout, connect_timeout=min(timeout, 5.0)))
     try:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from .errors import EngineUnavailable
-from .models import ModelSpec, load_folder
-from .settings import Settings
+from ..errors import EngineUnavailable
+from ..models import ModelSpec, load_folder
+from ..settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -75,9 +75,9 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
 
 def _readiness(url: str, specs: list[ModelSpec], timeout: float) -> dict[str, str]:
     """Model name -> ``yes`` / ``yes (in-process)`` / ``no: why``, from the server at ``url``."""
-    from .comfy import object_info
-    from .comfy.readiness import assess
-    from .comfy.survey import survey_url
+    from ..comfy import object_info
+    from ..comfy.readiness import assess
+    from ..comfy.survey import survey_url
 
     found = survey_url(url, [s for s in specs if s.engine == "comfyui"], timeout)
     reference = object_info.packaged()
@@ -85,9 +85,9 @@ def _readiness(url: str, specs: list[ModelSpec], timeout: float) -> dict[str, st
 
 
 def validate_models(args: argparse.Namespace, settings: Settings) -> int:
-    from .comfy import object_info
-    from .comfy.client import ClientConfig, ComfyClient, Deadline
-    from .comfy.workflow import check_model
+    from ..comfy import object_info
+    from ..comfy.client import ClientConfig, ComfyClient, Deadline
+    from ..comfy.workflow import check_model
 
     specs, problems = load_folder(settings.workflows_dir)
     wanted = set(getattr(args, "names", None) or ())

@@ -3,7 +3,7 @@
 In order: the server answers (its ComfyUI and PyTorch versions), it runs on a GPU,
 the node packs the workflows need are installed, and per ComfyUI model: its
 workflow is valid against the server's live ``/object_info`` and its weights are
-in place. Optionally a synthesis trial per ready model (:mod:`narrator.trial`).
+in place. Optionally a synthesis trial per ready model (:mod:`narrator.ops.trial`).
 Every wait is bounded by ``NARRATOR_COMFY_TIMEOUT``.
 """
 
@@ -13,13 +13,13 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .comfy import object_info
-from .comfy.readiness import FAIL, OK, SKIP, Readiness, assess, pack_checks
-from .comfy.survey import Survey, survey_url
-from .comfy.system import GIB
-from .errors import EngineUnavailable, NarratorError
-from .models import ModelSpec, load_folder
-from .settings import Settings
+from ..comfy import object_info
+from ..comfy.readiness import FAIL, OK, SKIP, Readiness, assess, pack_checks
+from ..comfy.survey import Survey, survey_url
+from ..comfy.system import GIB
+from ..errors import EngineUnavailable, NarratorError
+from ..models import ModelSpec, load_folder
+from ..settings import Settings
 from .trial import TrialResult, run_trial
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from .result import Progress
+from ..result import Progress
 
 
 class ProgressBar:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .settings import Settings
+from ..settings import Settings
 
 if TYPE_CHECKING:
-    from .doctor import Finding
+    from ..ops.doctor import Finding
 
 EXIT = {"passed": 0, "failed": 1, "unreachable": 2}
 
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 
 
 def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from .doctor import diagnose  # the engine and audio stack, only for this command
+    from ..ops.doctor import diagnose  # the engine and audio stack, only for this command
 
     if args.comfy:
         settings = settings.with_(comfy_url=args.comfy)

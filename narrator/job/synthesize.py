@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import soundfile as sf
 
+from ..engines import Engine, SynthesisInput, Voice
+from ..errors import AudioError
+from ..storage import ObjectStore
 from . import jobdata
-from .engines import Engine, SynthesisInput, Voice
-from .errors import AudioError
-from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WorkerNotReady
+from ..errors import WorkerNotReady
 
 log = logging.getLogger(__name__)
 

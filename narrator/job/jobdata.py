@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import JobNotFound, ObjectNotFound
-from .result import JobResult, Progress
-from .storage import ObjectStore
+from ..errors import JobNotFound, ObjectNotFound
+from ..result import JobResult, Progress
+from ..storage import ObjectStore
 
 JOB_ID = re.compile(r"^[a-f0-9]{32}$")
 

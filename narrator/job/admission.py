@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import audio
-from .chunker import Chunk, chunk_text
-from .comfy.object_info import packaged
-from .comfy.workflow import Target, check_params, load_workflow, resolve_bindings
-from .errors import AudioError, FetchError, InvalidRequest, ModelError
+from .. import audio
+from ..chunker import Chunk, chunk_text
+from ..comfy.object_info import packaged
+from ..comfy.workflow import Target, check_params, load_workflow, resolve_bindings
+from ..errors import AudioError, FetchError, InvalidRequest, ModelError
+from ..models import ModelRegistry, ModelSpec
+from ..request import JobRequest, VoiceInput
+from ..settings import Settings
 from .fetch import check_url
-from .models import ModelRegistry, ModelSpec
-from .request import JobRequest, VoiceInput
-from .settings import Settings
 
 FORMATS = ("wav", "flac", "mp3", "opus")
 #: What a ``data:`` URI's media type promises; the content must keep the promise.

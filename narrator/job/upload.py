@@ -6,10 +6,10 @@ import base64
 import logging
 import time
 
+from ..result import JobResult, Metrics
+from ..settings import Settings
+from ..storage import ObjectStore
 from . import jobdata
-from .result import JobResult, Metrics
-from .settings import Settings
-from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
