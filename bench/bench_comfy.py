@@ -31,9 +31,10 @@ if str(ROOT) not in sys.path:  # the fake lives in tests/
     sys.path.insert(0, str(ROOT))
 
 from narrator.engines.comfyui import ComfyEngine  # noqa: E402
-from narrator.job import jobdata  # noqa: E402
+from narrator.job.store import ChunkEntry, Manifest  # noqa: E402
 from narrator.job.synthesize import synthesize_chunk  # noqa: E402
 from narrator.models import load_model_file  # noqa: E402
+from narrator.request import JobRequest  # noqa: E402
 from narrator.settings import Settings  # noqa: E402
 from narrator.storage import open_store  # noqa: E402
 from tests.fakes.comfyui import FakeComfy  # noqa: E402
@@ -51,14 +52,14 @@ def _text(i: int, words: int) -> str:
     return f"Speaker 1: Chunk {i}. " + " ".join(picked) + "."
 
 
-def _manifest(words: int, chunks: int) -> jobdata.Manifest:
+def _manifest(words: int, chunks: int) -> Manifest:
     entries = [
-        jobdata.ChunkEntry(index=i, text=_text(i, words), start=0, end=0, boundary="paragraph", digest=f"bench{i:060d}")
+        ChunkEntry(index=i, text=_text(i, words), start=0, end=0, boundary="paragraph", digest=f"bench{i:060d}")
         for i in range(chunks)
     ]
-    return jobdata.Manifest(
-        job_id="0" * 32, request={}, model="vibevoice-large", params={}, text_length=0, format="wav",
-        sample_rate=24000, chunks=entries,
+    return Manifest(
+        job_id="0" * 32, request=JobRequest(text="bench"), model="vibevoice-large", params={}, text_length=0,
+        format="wav", sample_rate=24000, chunks=entries,
     )
 
 

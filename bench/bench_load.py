@@ -11,7 +11,6 @@ job latency (submit to result) and the memory of every worker process tree.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -25,7 +24,8 @@ import psutil
 import redis
 
 from narrator import jobs
-from narrator.job import jobdata
+from narrator.job.store import JobStore
+from narrator.result import JobState
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
 from tests.reliability.chaos_support import Cluster, cluster, paragraphs, posted_texts, request
@@ -147,10 +147,12 @@ def drive(running: Cluster, n: int, window: int, deadline: float) -> tuple[dict[
             handle = jobs.submit(request(text) | {"output": {"format": "wav"}}, running.settings)
             submitted[handle.id] = time.perf_counter()
         for job_id in [j for j in submitted if j not in latencies]:
-            if store.exists(jobdata.result_key(job_id)):
+            job = JobStore(store, job_id)
+            state = job.state()
+            if state is JobState.SUCCESS:
                 latencies[job_id] = time.perf_counter() - submitted[job_id]
-            elif store.exists(jobdata.error_key(job_id)):
-                raise AssertionError(f"job {job_id} failed: {store.get_bytes(jobdata.error_key(job_id))!r}")
+            elif state.final:
+                raise AssertionError(f"job {job_id} ended {state}: {job.error()!r}")
         if len(latencies) >= SAMPLE_EVERY * (len(samples) + 1) and len(latencies) < n:
             samples.append((len(latencies), worker_rss(running.pool)))
         if time.perf_counter() > end:
@@ -164,12 +166,13 @@ def check_results(running: Cluster, store: ObjectStore, job_ids: list[str]) -> t
     expected: Counter[str] = Counter()
     cache_hits = 0
     for job_id in job_ids:
-        result = json.loads(store.get_bytes(jobdata.result_key(job_id)))
-        assert result["job_id"] == job_id and result["chunks"] == CHUNKS, result
-        assert store.exists(result["output_key"]), job_id
-        cache_hits += int(result["metrics"]["cache_hits"])
-        assert len(jobdata.read_done(store, job_id)) == CHUNKS, job_id
-        manifest = jobdata.read_manifest(store, job_id)
+        job = JobStore(store, job_id)
+        result = job.result()
+        assert result is not None and result.job_id == job_id and result.chunks == CHUNKS, result
+        assert store.exists(result.output_key), job_id
+        cache_hits += result.metrics.cache_hits
+        assert len(job.done()) == CHUNKS, job_id
+        manifest = job.manifest()
         expected.update(chunk.text for chunk in manifest.chunks)
     posted = posted_texts(running.fakes)
     assert cache_hits == 0, f"{cache_hits} chunks came from the cache; texts were meant to be unique"

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import NarratorError
 from .request import JobRequest
-from .result import JobResult, Progress
+from .result import JobResult, JobState, Progress
 
 if TYPE_CHECKING:
     from .jobs import JobHandle
     from .settings import Settings
 
-__all__ = ["JobRequest", "JobResult", "NarratorError", "Progress", "get", "submit"]
+__all__ = ["JobRequest", "JobResult", "JobState", "NarratorError", "Progress", "get", "submit"]
 
 
 def submit(request: JobRequest | dict[str, Any], settings: Settings | None = None) -> JobHandle:

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled, JobFailed, JobTimeout, NarratorError, RetryableError
-from .job import jobdata
+from .errors import JobCancelled, JobFailed, JobTimeout, RetryableError
 from .job.admission import Admitted, admit
+from .job.delivery import with_inline_audio
 from .job.liveness import Liveness
+from .job.store import JobStore, normalise_job_id
 from .request import JobRequest
-from .result import JobResult, Progress
+from .result import JobResult, JobState, Progress
 from .settings import Settings
 from .storage import ObjectStore, open_store
+
+if TYPE_CHECKING:
+    from .tasks.mode import RunMode
 
 log = logging.getLogger(__name__)
 
 #: Requests larger than this travel through storage, not the broker (SQS caps messages at 256 KB).
 INLINE_REQUEST_BYTES = 64 * 1024
-#: A producer must not hang on a dead broker: three quick tries, then a RetryableError.
-SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 #: Waiters poll storage starting fast (short jobs) and backing off to this.
 POLL_MIN_SECONDS = 0.02
 POLL_MAX_SECONDS = 0.2
@@ -36,7 +38,7 @@ class JobHandle:
     """A submitted job. Everything it reports comes from storage and the result backend."""
 
     def __init__(self, job_id: str, settings: Settings, task_id: str | None = None) -> None:
-        self.id = jobdata.normalise_job_id(job_id)
+        self.id = normalise_job_id(job_id)
         self.task_id = task_id or job_id
         self.settings = settings
         self._thread: threading.Thread | None = None
@@ -47,21 +49,43 @@ class JobHandle:
     def store(self) -> ObjectStore:
         return open_store(self.settings)
 
+    @cached_property
+    def _mode(self) -> RunMode:
+        """How this job runs: in this process or through the broker (narrator.tasks.mode)."""
+        from .tasks.context import context_for
+
+        return context_for(self.settings).mode
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        """The job's records in storage: everything this handle reports is read there."""
+        return JobStore(self.store, self.id)
+
     def progress(self) -> Progress:
-        return jobdata.read_progress(self.store, self.id)
+        return self.job_store.progress()
 
-    def status(self) -> str:
+    def status(self) -> JobState:
         state = self.progress().state
-        if state in {"SUCCESS", "FAILURE", "CANCELLED"} or self.settings.eager:
+        if state.final:
             return state
-        backend_state = self._async_result().state
-        return "FAILURE" if backend_state == "FAILURE" else state
+        return JobState.FAILURE if self._mode.job_state(self.task_id) == "FAILURE" else state
 
-    def result(self) -> JobResult | None:
-        return jobdata.read_result(self.store, self.id)
+    def result(self, inline: bool = False) -> JobResult | None:
+        """The finished job's result, or None. ``inline``: with the audio in ``audio_b64`` as
+        the job's request allows (unless it said ``output.audio_b64: false``, while it fits
+        NARRATOR_AUDIO_B64_MAX_BYTES; see narrator.job.delivery)."""
+        result = self.job_store.result()
+        if result is None or not inline:
+            return result
+        return with_inline_audio(result, self.job_store, self.settings)
 
-    def wait(self, timeout: float | None = None, on_progress: Callable[[Progress], None] | None = None) -> JobResult:
-        """Block until the job ends or ``timeout`` seconds pass (JobTimeout)."""
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        inline: bool = False,
+    ) -> JobResult:
+        """Block until the job ends or ``timeout`` seconds pass (JobTimeout); ``inline`` as for :meth:`result`."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.settings.job_timeout)
         last: tuple[int, int, str] | None = None
         interval = POLL_MIN_SECONDS
@@ -79,7 +103,7 @@ class JobHandle:
                 on_progress(progress)
                 last = key
             self._liveness.saw_progress(key, time.monotonic())
-            outcome = self._outcome(progress)
+            outcome = self._outcome(progress, inline)
             if outcome is not None:
                 return outcome
             remaining = deadline - time.monotonic()
@@ -88,23 +112,23 @@ class JobHandle:
             time.sleep(min(interval, remaining))
             interval = min(POLL_MAX_SECONDS, interval * 1.5)
 
-    def _outcome(self, progress: Progress) -> JobResult | None:
-        if progress.state == "SUCCESS":
-            result = self.result()
+    def _outcome(self, progress: Progress, inline: bool) -> JobResult | None:
+        if progress.state is JobState.SUCCESS:
+            result = self.result(inline)
             if result is not None:
                 return result
-        if progress.state == "CANCELLED":
+        if progress.state is JobState.CANCELLED:
             raise JobCancelled(f"job {self.id} was cancelled")
-        if progress.state == "FAILURE":
+        if progress.state is JobState.FAILURE:
             raise JobFailed(f"job {self.id} failed: {progress.error}")
         if self._thread is not None and not self._thread.is_alive():
             if self._thread_error is not None:
                 raise JobFailed(f"job {self.id} failed: {self._thread_error}") from self._thread_error
-            result = self.result()
+            result = self.result(inline)
             if result is None:
                 raise JobFailed(f"job {self.id} ended without a result")
             return result
-        if not self.settings.eager:
+        if self._mode.backend is not None:
             self._check_backend(progress)
         return None
 
@@ -133,100 +157,56 @@ class JobHandle:
 
     def cancel(self) -> None:
         """Stop the job: mark it, revoke its queued tasks, interrupt running chunks."""
-        jobdata.put_json(self.store, jobdata.cancel_key(self.id), {"cancelled_at": time.time()})
-        if self.settings.eager:
-            # The job runs in this process: interrupt its engines here.
-            from .engines import running_engines
-
-            for engine in running_engines():
-                engine.cancel(self.id)
-            return
-        from .tasks.control import revoke_job
-
-        revoke_job(self.id, self.task_id, self.store)
+        self.job_store.cancel()
+        self._mode.cancel(self)
 
     def audio_bytes(self) -> bytes:
+        return self.store.get_bytes(self._finished().output_key)
+
+    def download(self, path: Path) -> JobResult:
+        """Write the finished job's audio to ``path`` (streamed); its result."""
+        result = self._finished()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.store.get_file(result.output_key, path)
+        return result
+
+    def _finished(self) -> JobResult:
         result = self.result()
         if result is None:
             raise JobFailed(f"job {self.id} has no result yet")
-        return self.store.get_bytes(result.output_key)
+        return result
 
     def _async_result(self) -> Any:
-        from .tasks import app
+        from .tasks import configure
 
-        return app.AsyncResult(self.task_id)
+        return configure(self.settings).AsyncResult(self.task_id)
 
 
 def submit(request: JobRequest | dict[str, Any], settings: Settings | None = None) -> JobHandle:
-    """Validate ``request`` (raising InvalidRequest before anything is queued) and start it."""
-    settings = settings or Settings.from_env()
-    from .tasks import configure, runtime
+    """Validate ``request`` (raising InvalidRequest before anything is queued) and start it.
 
-    app = configure(settings)
-    admitted: Admitted = admit(request, settings, runtime.current().registry)
+    ``settings``: the process's (NARRATOR_* environment, read once) unless given.
+    """
+    from .tasks.context import context_for, current
+
+    context = context_for(settings) if settings is not None else current()
+    settings = context.settings
+    admitted: Admitted = admit(request, settings, context.registry)
     job_id = uuid.uuid4().hex
     handle = JobHandle(job_id, settings)
     payload = admitted.request.to_json()
     kwargs: dict[str, Any] = {"request": payload}
     if len(json.dumps(payload)) > INLINE_REQUEST_BYTES:
-        jobdata.put_json(handle.store, jobdata.request_key(job_id), payload)
-        kwargs = {"request": None, "request_ref": jobdata.request_key(job_id)}
-    if settings.eager:
-        _run_in_thread(handle, kwargs)
-    else:
-        _send(app, job_id, kwargs)
-    log.info("submitted", extra={"job_id": job_id, "eager": settings.eager})
+        kwargs = {"request": None, "request_ref": handle.job_store.put_request(payload)}
+    context.mode.start(handle, kwargs, admitted)
+    log.info("submitted", extra={"job_id": job_id, "mode": context.mode.name})
     return handle
-
-
-def _send(app: Any, job_id: str, kwargs: dict[str, Any]) -> None:
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import RedisError
-
-    from .tasks.app import CPU_QUEUE
-
-    try:
-        app.send_task(
-            "narrator.job",
-            kwargs=kwargs,
-            task_id=job_id,
-            queue=CPU_QUEUE,
-            retry=True,
-            retry_policy=SEND_RETRY_POLICY,
-        )
-    except (OperationalError, RedisError, OSError) as exc:
-        raise RetryableError(f"broker unreachable, job {job_id} was not queued: {_no_secrets(exc)}") from None
-    except RuntimeError as exc:
-        # Celery's retry loop gives up with a bare RuntimeError("Retry limit exceeded...").
-        raise RetryableError(f"broker unreachable, job {job_id} was not queued: {exc}") from None
-
-
-def _no_secrets(exc: BaseException) -> str:
-    # Connection errors may quote the broker URL, password included.
-    return re.sub(r"://[^@/\s]*@", "://***@", str(exc))
 
 
 def get(job_id: str, settings: Settings | None = None) -> JobHandle:
     """Re-attach to a job from any process that shares the storage and backend."""
-    settings = settings or Settings.from_env()
-    if not settings.eager:
-        from .tasks import configure
+    if settings is None:
+        from .tasks.context import current
 
-        configure(settings)
+        settings = current().settings
     return JobHandle(job_id, settings)
-
-
-def _run_in_thread(handle: JobHandle, kwargs: dict[str, Any]) -> None:
-    from .tasks.pipeline import job
-
-    def run() -> None:
-        try:
-            job.apply(kwargs=kwargs, task_id=handle.id, throw=True)
-        except NarratorError as exc:
-            handle._thread_error = exc
-        except Exception as exc:
-            log.exception("job crashed", extra={"job_id": handle.id})
-            handle._thread_error = exc
-
-    handle._thread = threading.Thread(target=run, name=f"narrator-job-{handle.id[:8]}", daemon=True)
-    handle._thread.start()

@@ -8,6 +8,7 @@ adding files to the workflows folder; no code changes.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ class ModelRegistry:
     def get(self, name: str) -> ModelSpec | None:
         return self._specs.get(name)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._specs.values())
 
     def __contains__(self, name: object) -> bool:

@@ -25,6 +25,8 @@ from pydantic import (
 from .errors import InvalidRequest
 
 AudioFormat = Literal["wav", "flac", "mp3", "opus"]
+#: Speaking rate, for the request's ``speed`` and for SSML ``<prosody rate>`` (the chunker).
+SPEED_RANGE = (0.5, 2.0)
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -46,11 +48,25 @@ class _Strict(BaseModel):
 
 
 class VoiceSettings(_Strict):
-    """Synthesis settings. A model rejects any it does not support."""
+    """Synthesis settings. A model rejects any it does not support.
+
+    Two kinds of bound, each written once. These Field bounds are the contract: the same
+    for every model, published in the JSON schema other producers validate against, and
+    checked first. A model's own limits are its engine's (``Engine.check_params``, run at
+    admission): for ComfyUI the node's min/max from the pinned ``object_info``, for the
+    embedded engine Piper's rules. The stricter one rules, so a value passes only inside
+    both. On the shipped VibeVoice node the contract is the stricter everywhere (the node
+    takes cfg_scale 0.1 to 50, inference_steps 1 to 500, seed to 2**64 - 1), and that is
+    deliberate: the contract promises only what is useful on any model (the node recommends
+    cfg_scale 1.3 and 10 steps; the widget's extremes are not settings to offer a job), and
+    a 32-bit seed is exact in every producer's language. The node's range rules only where
+    it is stricter than the contract. tests/core/test_request.py holds the table of which
+    bound rules, per shipped model and setting.
+    """
 
     seed: Int | None = Field(None, ge=0, le=2**32 - 1, description="0 to 4294967295")
     temperature: Float | None = Field(None, gt=0.0, le=2.0, description="above 0, at most 2")
-    speed: Float | None = Field(None, ge=0.5, le=2.0, description="0.5 (slow) to 2.0 (fast)")
+    speed: Float | None = Field(None, ge=SPEED_RANGE[0], le=SPEED_RANGE[1], description="0.5 (slow) to 2.0 (fast)")
     cfg_scale: Float | None = Field(None, ge=1.0, le=10.0, description="1.0 to 10.0")
     steps: Int | None = Field(None, ge=1, le=100, description="1 to 100 diffusion steps")
     top_p: Float | None = Field(None, gt=0.0, le=1.0, description="above 0, at most 1")
@@ -63,8 +79,12 @@ class OutputSpec(_Strict):
     format: AudioFormat = "wav"
     sample_rate: Int | None = Field(None, ge=8000, le=48000, description="8000 to 48000 Hz")
     audio_b64: bool | None = None
-    """Return the audio inline: ``None`` while it fits the size cap, ``False`` never."""
+    """Inline audio in answers that carry it (the RunPod output, ``JobHandle.result(inline=True)``):
+    unset or ``True``, while it fits NARRATOR_AUDIO_B64_MAX_BYTES; ``False``, never (``audio_url``
+    only). Never stored, never in the Celery result. Decided in :mod:`narrator.job.delivery`."""
     url_expires: Int | None = Field(None, ge=1, description="presigned URL lifetime, seconds")
+    """Lifetime of every URL handed out for the job (audio, captions, streamed chunks); default
+    NARRATOR_PRESIGN_DEFAULT_SECONDS; longer than NARRATOR_PRESIGN_MAX_SECONDS is refused at admission."""
 
 
 class JobRequest(_Strict):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Metrics(BaseModel):
@@ -25,6 +26,7 @@ class JobResult(BaseModel):
 
     success: bool = True
     audio_b64: str | None = None
+    """The audio, base64, only in answers that inline it (narrator.job.delivery): never stored."""
     duration_seconds: float
     seed_used: int | None = None
     reference_used: bool = False
@@ -42,17 +44,44 @@ class JobResult(BaseModel):
         return self.model_dump(mode="json")
 
 
+class JobState(StrEnum):
+    """Where a job is, derived from its markers in storage (:class:`narrator.job.store.Markers`).
+
+    String-valued: it is written as its name in JSON (``narrator status``, RunPod progress).
+    """
+
+    PENDING = "PENDING"
+    """Queued, or unknown: nothing staged yet."""
+    SYNTHESIZING = "SYNTHESIZING"
+    """Staged: its chunks are being synthesized (``chunks_done`` of ``chunks_total``)."""
+    UPLOADING = "UPLOADING"
+    """Every chunk joined; the output is being published."""
+    SUCCESS = "SUCCESS"
+    """Published: the result record is stored."""
+    FAILURE = "FAILURE"
+    """A step failed for good; ``error`` says why."""
+    CANCELLED = "CANCELLED"
+    """Cancelled before it was published."""
+
+    @property
+    def final(self) -> bool:
+        """The job will not change any more."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobState.SUCCESS, JobState.FAILURE, JobState.CANCELLED})
+
+
 class Progress(BaseModel):
     """How far a job has got; readable from any process that sees the storage."""
 
     job_id: str
-    state: str = "PENDING"
-    """PENDING, STAGED, SYNTHESIZING, JOINING, UPLOADING, SUCCESS, FAILURE, CANCELLED."""
+    state: JobState = JobState.PENDING
     chunks_done: int = 0
     chunks_total: int = 0
     audio_seconds: float = 0.0
     error: str | None = None
-    chunk_keys: list[str] = Field(default_factory=list)
+    """Why the job failed (FAILURE, CANCELLED), from its error record."""
 
     @property
     def fraction(self) -> float:

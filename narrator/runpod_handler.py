@@ -22,7 +22,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequest, NarratorError
@@ -51,9 +50,11 @@ def configure(settings: Settings, post_updates: bool) -> None:
 
 
 def current() -> HandlerConfig:
-    """What :func:`main` configured; a bare import (a wrapper, a benchmark) reads the environment once."""
+    """What :func:`main` configured; after a bare import (a wrapper, a benchmark), the process's settings."""
     if _config is None:
-        configure(Settings.from_env(), webhooks_configured(os.environ))
+        from .tasks.context import current as process_context
+
+        configure(process_context().settings, webhooks_configured(os.environ))
     assert _config is not None
     return _config
 
@@ -113,16 +114,16 @@ def main() -> None:
     except InvalidRequest as exc:
         print(f"narrator: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(verbose=True, json_logs=settings.log_json)
-    # In-process, Celery logs every task's arguments and return value: requests, voices, results.
-    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    setup_logging("runpod", json_logs=settings.log_json)
     configure(settings, webhooks_configured(os.environ))
     _check_storage(settings)
     try:
-        # A one-off --test_input run loads the model on its one job anyway.
-        if not any(arg.startswith("--test_input") for arg in sys.argv):
-            _warm_up(settings)
-        _wait_for_worker(settings)
+        # No job before whoever synthesizes it is ready: this process (in-process, it loads its
+        # models first; a one-off --test_input run loads the model on its one job anyway), or the
+        # GPU worker whose ready file NARRATOR_READY_FILE names (tasks/mode.py).
+        from .tasks.context import init
+
+        init(settings).mode.get_ready(warm_up=not any(arg.startswith("--test_input") for arg in sys.argv))
     except NarratorError as exc:
         # A worker that cannot load its model must not take jobs; RunPod replaces it.
         log.error("warm-up failed, taking no jobs", extra={"error": str(exc)})
@@ -132,42 +133,6 @@ def main() -> None:
 
     _quiet_sdk_logs()
     runpod.serverless.start({"handler": generator_handler if generator else handler, "return_aggregate_stream": True})
-
-
-def _warm_up(settings: Settings) -> None:
-    """In-process (no broker) this process synthesizes: load the models before the first job."""
-    if not settings.eager:
-        return
-    from .engines import get_engine
-    from .errors import ModelError
-    from .tasks import configure as configure_tasks
-    from .tasks import runtime
-
-    configure_tasks(settings)
-    registry = runtime.current().registry
-    for name in settings.warmup_models or (settings.default_model,):
-        spec = registry.get(name)
-        if spec is None:
-            raise ModelError(f"cannot warm up unknown model {name!r}")
-        get_engine(spec, settings).warm_up()
-        log.info("warmed up", extra={"model": name})
-
-
-def _wait_for_worker(settings: Settings) -> None:
-    """With a broker, this container's GPU worker synthesizes: take no job before it is ready.
-
-    ``NARRATOR_READY_FILE`` names that worker's ready file (docker/start-runpod.sh sets it);
-    the wait ends early when the worker's warm-up failed or the worker died, and at
-    ``NARRATOR_READY_TIMEOUT`` at the latest.
-    """
-    if settings.eager or not settings.ready_file:
-        return
-    from .ops import worker_state
-
-    path = Path(settings.ready_file)
-    log.info("waiting for the GPU worker", extra={"ready_file": str(path), "timeout": settings.ready_timeout})
-    status = worker_state.wait(path, settings.ready_timeout)
-    log.info("GPU worker ready, taking jobs", extra={"worker": status.hostname, "pid": status.pid})
 
 
 def _check_storage(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from .encode import FORMATS, content_type, encode, output_rate
 from .join import DEFAULT_PAUSES_MS, ChunkIn, ChunkSpan, Joiner, JoinOptions, JoinReport, join, join_files, plain_copy
 from .limiter import limit, true_peak_envelope
 from .loudness import integrated_loudness
-from .voice import normalise_voice, validate_voice
+from .voice import normalise_decoded, normalise_voice, validate_voice
 
 __all__ = [
     "DEFAULT_PAUSES_MS",
@@ -30,6 +30,7 @@ __all__ = [
     "join",
     "join_files",
     "limit",
+    "normalise_decoded",
     "normalise_voice",
     "output_rate",
     "plain_copy",

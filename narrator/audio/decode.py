@@ -59,7 +59,7 @@ def flac_seconds(data: bytes, sample_rate: int) -> float | None:
         with sf.SoundFile(io.BytesIO(data)) as f:
             if f.format != "FLAC" or f.channels != 1 or f.samplerate != sample_rate:
                 return None
-            frames = f.frames
+            frames: int = f.frames
             if not 0 < frames < _MAX_FLAC_FRAMES:
                 return None
             tail = min(frames, _TAIL_FRAMES)

@@ -74,7 +74,8 @@ def pcm16(samples: np.ndarray) -> np.ndarray:
     """Float samples as 16-bit integers, scaled as libsndfile reads them back (x / 32768)."""
     scaled = np.multiply(samples, 32768.0, dtype=np.float32)
     np.clip(scaled, -32768.0, 32767.0, out=scaled)
-    return np.rint(scaled, out=scaled).astype(np.int16)
+    pcm: np.ndarray = np.rint(scaled, out=scaled).astype(np.int16)
+    return pcm
 
 
 class SoundFileSink:

@@ -31,7 +31,8 @@ def true_peak_envelope(samples: np.ndarray, rate: int) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     up = np.asarray(soxr.resample(samples, rate, rate * OVERSAMPLE, quality="HQ"))[: len(samples) * OVERSAMPLE]
     env = np.abs(up).reshape(-1, OVERSAMPLE).max(axis=1)
-    return np.maximum(env, np.abs(samples))
+    peaks: np.ndarray = np.maximum(env, np.abs(samples))
+    return peaks
 
 
 def _interval_peaks(samples: np.ndarray, starts: np.ndarray, rate: int) -> np.ndarray:
@@ -95,7 +96,8 @@ def _gain_curve(need: np.ndarray, rate: int) -> np.ndarray:
     # Every value averaged into gain[i] is a minimum over a window that contains i,
     # so gain[i] <= need[i]: smoothing never lets a peak through.
     hold, smooth = _radius(rate)
-    return np.minimum(moving_average(running_min(need, hold), smooth), need)
+    gain: np.ndarray = np.minimum(moving_average(running_min(need, hold), smooth), need)
+    return gain
 
 
 def _regions(positions: np.ndarray, n: int, radius: tuple[int, int]) -> list[tuple[int, int, np.ndarray]]:

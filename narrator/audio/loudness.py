@@ -61,7 +61,8 @@ def _bin_weights(rate: int, n: int) -> np.ndarray:
     factor[0] = 1.0
     if n % 2 == 0:
         factor[-1] = 1.0
-    return (power * factor / n).astype(np.float32)
+    weights: np.ndarray = (power * factor / n).astype(np.float32)
+    return weights
 
 
 def _weighted_energy(frames: np.ndarray, rate: int) -> np.ndarray:

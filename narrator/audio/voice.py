@@ -54,7 +54,15 @@ def normalise_voice(
     result is cut to ``cap_seconds`` when that is given (references past 10-30 s
     rarely help a cloning model).
     """
-    audio = resample(decode(data, field=field, max_seconds=max_seconds), sample_rate)
+    decoded = decode(data, field=field, max_seconds=max_seconds)
+    return normalise_decoded(decoded, field=field, sample_rate=sample_rate, cap_seconds=cap_seconds)
+
+
+def normalise_decoded(
+    decoded: Audio, *, field: str, sample_rate: int = 24000, cap_seconds: float | None = None
+) -> bytes:
+    """:func:`normalise_voice` of a voice already decoded (and checked) by :func:`validate_voice`."""
+    audio = resample(decoded, sample_rate)
     samples = audio.samples
     first, last = _check_sound(samples, field)
     keep = round(_KEEP_S * sample_rate)

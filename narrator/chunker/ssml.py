@@ -19,6 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from ..errors import InvalidRequest
+from ..request import SPEED_RANGE
 from . import numbers as num
 from .chunk import Boundary, check_speaker
 from .doc import Block, Doc, SourceMap
@@ -28,7 +29,6 @@ from .sentences import CLOSERS
 MAX_SSML_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_BREAK_MS = 10_000
-SPEED_RANGE = (0.5, 2.0)
 TAGS = frozenset({"speak", "p", "paragraph", "s", "sentence", "break", "voice", "prosody", "sub", "say-as",
                   "emphasis", "mark"})  # fmt: skip
 _TEXT_ONLY = frozenset({"sub", "say-as", "break", "mark"})
@@ -105,7 +105,7 @@ class _Builder:
 
     def _pos(self) -> int:
         """The input character offset of the current parser event."""
-        b = self.parser.CurrentByteIndex  # type: ignore[attr-defined]
+        b = self.parser.CurrentByteIndex  # type: ignore[attr-defined]  # the expat parser, set before feeding
         if self._ascii:
             return int(b)
         b0, c0 = self._cursor

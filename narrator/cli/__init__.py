@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    setup_logging(verbose=args.verbose, json_logs=settings.log_json)
+    setup_logging("cli", verbose=args.verbose, json_logs=settings.log_json)
     try:
         return int(args.func(args, settings))
     except InvalidRequest as exc:
@@ -194,7 +194,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     handle = jobs.get(args.job_id, settings)
     progress = handle.progress()
-    print(json.dumps({**progress.model_dump(exclude={"chunk_keys"}), "state": handle.status()}, indent=2))
+    print(json.dumps({**progress.model_dump(mode="json"), "state": handle.status()}, indent=2))
     return 0
 
 
@@ -214,9 +214,10 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from ..tasks.names import QUEUES
     from ..tasks.worker import app, exit_code
 
-    queues = {"cpu": ["narrator.cpu"], "gpu": ["narrator.gpu"], "all": ["narrator.cpu", "narrator.gpu"]}[args.queues]
+    queues = QUEUES[args.queues]
     concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
     argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues)]
     if concurrency:
@@ -226,10 +227,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _download(handle: jobs.JobHandle, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    result = handle.result()
-    if result is None:
-        raise NarratorError(f"job {handle.id} has no result")
-    handle.store.get_file(result.output_key, path)
+    handle.download(path)
 
 

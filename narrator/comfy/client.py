@@ -3,6 +3,11 @@
 Every call has a deadline. Foreign errors become narrator errors here: refused
 connections, timeouts and 5xx are :class:`EngineUnavailable` (retryable); a prompt
 ComfyUI rejects is :class:`PromptRejected` (an :class:`EngineFailed`, permanent).
+
+Both ways out can be swapped, so tests need no server: ``transport`` is any
+``httpx.BaseTransport`` (``httpx.MockTransport`` in tests), ``connect_ws`` anything
+shaped like ``websocket.create_connection`` that returns a :class:`WebSocketLike`.
+Left out, they are httpx's own transport and websocket-client.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -92,6 +97,24 @@ class Deadline:
         return max(0.0, min(seconds, self.remaining()))
 
 
+class WebSocketLike(Protocol):
+    """What the client uses of ``websocket.WebSocket``."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+    def recv(self) -> str | bytes: ...
+
+    def close(self, *, timeout: float | None = ...) -> None: ...
+
+
+WebSocketFactory = Callable[..., WebSocketLike]
+"""``websocket.create_connection``'s shape: ``(url, timeout=..., **options) -> socket``; raises
+``websocket.WebSocketException`` or ``OSError`` when it cannot connect."""
+
+
 class _Closed:
     """The socket closed (a sentinel, not an event)."""
 
@@ -102,13 +125,23 @@ _CLOSED = _Closed()
 class ComfyClient:
     """One ComfyUI server. ``run`` is for one thread at a time; ``interrupt`` may come from any."""
 
-    def __init__(self, base_url: str, config: ClientConfig | None = None, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        config: ClientConfig | None = None,
+        client_id: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        connect_ws: WebSocketFactory | None = None,
+    ) -> None:
+        """``transport``: httpx's own when None. ``connect_ws``: ``websocket.create_connection`` when None."""
         self.base_url = base_url.rstrip("/")
         self.config = config or ClientConfig()
         self.client_id = client_id or uuid.uuid4().hex
         timeout = httpx.Timeout(self.config.request_timeout, connect=self.config.connect_timeout)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
-        self._ws: websocket.WebSocket | None = None
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._connect_ws: WebSocketFactory = connect_ws if connect_ws is not None else websocket.create_connection
+        self._ws: WebSocketLike | None = None
         self._uploaded: set[str] = set()
         self._upload_lock = threading.Lock()
 
@@ -292,7 +325,7 @@ class ComfyClient:
         if limit <= 0:
             return False
         try:
-            self._ws = websocket.create_connection(
+            self._ws = self._connect_ws(
                 self.ws_url, timeout=limit, enable_multithread=False, skip_utf8_validation=True
             )
         except (websocket.WebSocketException, OSError) as exc:

@@ -332,7 +332,7 @@ def _custom(validator: CustomValidator, inputs: Mapping[str, Any]) -> list[Reaso
 
 def with_state(info: ObjectInfo, lists: Mapping[tuple[str, str], list[str]]) -> dict[str, Any]:
     """A copy of ``info`` whose stateful combo lists show a server's current folders."""
-    out = json.loads(json.dumps(dict(info)))
+    out: dict[str, Any] = json.loads(json.dumps(dict(info)))
     for (class_type, name), values in lists.items():
         node = out.get(class_type)
         if not node:
@@ -358,7 +358,7 @@ def offline_validators() -> dict[str, CustomValidator]:
 
 def offline_info(info: ObjectInfo) -> dict[str, Any]:
     """``info`` with stateful combo lists opened up, so only their type (a string) is checked."""
-    out = json.loads(json.dumps(dict(info)))
+    out: dict[str, Any] = json.loads(json.dumps(dict(info)))
     for class_type, name in STATEFUL_INPUTS:
         for category in ("required", "optional"):
             spec = out.get(class_type, {}).get("input", {}).get(category, {}).get(name)

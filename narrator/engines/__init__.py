@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
-from ..errors import ModelError
+from ..audio.types import Audio
+from ..errors import InvalidRequest, ModelError
 from ..models import ModelSpec
 from ..settings import Settings
-from .base import Audio, Clip, Engine, SynthesisInput, Voice
+from .base import Clip, Engine, SynthesisInput, Voice
 
-__all__ = ["Audio", "Clip", "Engine", "SynthesisInput", "Voice", "get_engine", "new_engine", "running_engines"]
+__all__ = [
+    "Audio",
+    "Clip",
+    "Engine",
+    "SynthesisInput",
+    "Voice",
+    "engine_class",
+    "get_engine",
+    "new_engine",
+    "resolve_params",
+    "running_engines",
+]
 
 _engines: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
@@ -29,6 +43,36 @@ def get_engine(spec: ModelSpec, settings: Settings) -> Engine:
 def new_engine(spec: ModelSpec, settings: Settings) -> Engine:
     """An engine of the caller's own, not the process-wide one: close it when done."""
     return _make(spec, settings)
+
+
+def engine_class(spec: ModelSpec) -> type[Engine]:
+    """The engine class a model names; importing it loads no model and opens no connection."""
+    if spec.engine == "embedded":
+        from .embedded import EmbeddedEngine  # the module imports piper only to build an engine
+
+        return EmbeddedEngine
+    if spec.engine == "comfyui":
+        from .comfyui import ComfyEngine
+
+        return ComfyEngine
+    raise ModelError(f"model {spec.name!r}: unknown engine {spec.engine!r}")
+
+
+def resolve_params(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's settings: the model's defaults under ``given``, checked by the model's engine.
+
+    The one place defaults are merged and values checked against the model: admission calls it
+    and writes the result into the manifest, which engines then trust. A default the engine
+    refuses is the model file's fault (ModelError), not the request's.
+    """
+    defaults = {k: v for k, v in spec.defaults.items() if k in spec.supported_parameters}
+    try:
+        return engine_class(spec).check_params(spec, {**defaults, **given})
+    except InvalidRequest as exc:
+        param = exc.field.removeprefix("voice_settings.")
+        if param in defaults and param not in given:
+            raise ModelError(f"model {spec.name!r}: default {param}: {exc}") from exc
+        raise
 
 
 def _make(spec: ModelSpec, settings: Settings) -> Engine:

@@ -10,6 +10,8 @@ from typing import Any
 
 from ..audio.encode import encode
 from ..audio.types import Audio
+from ..errors import InvalidRequest
+from ..models import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class SynthesisInput:
     speakers: tuple[int, ...] = (1,)
     """``speakers[j - 1]`` is the job speaker whose voice slot j carries (``narrator.chunker.slots``)."""
     params: Mapping[str, Any] = field(default_factory=dict)
-    """Voice settings after the model's defaults were applied."""
+    """The job's resolved settings (the manifest's): the model's defaults under the request's,
+    converted and checked once at admission by :meth:`Engine.check_params`. Engines use them as
+    they are; a setting absent here is left to the model itself."""
     job_id: str = ""
     index: int = 0
 
@@ -51,6 +55,25 @@ class Clip:
 
 class Engine(ABC):
     """One per model per process; loads its model once."""
+
+    @classmethod
+    def check_params(cls, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` (the model's defaults under a request's settings) by this engine's rules.
+
+        Converted to what the model takes and checked against its limits, without loading a
+        model or opening a connection: admission calls it once per job and the manifest keeps
+        the result. ``InvalidRequest`` names ``voice_settings.<param>``. This base refuses the
+        settings the model does not support; engines narrow further.
+        """
+        supported = spec.supported_parameters
+        for name in params:
+            if name not in supported:
+                offered = ", ".join(sorted(supported)) or "none"
+                raise InvalidRequest(
+                    f"model {spec.name!r} does not support {name} (it supports: {offered})",
+                    field=f"voice_settings.{name}",
+                )
+        return dict(params)
 
     @abstractmethod
     def synthesize(self, item: SynthesisInput) -> Audio: ...

@@ -23,14 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from .. import audio
+from ..audio.types import Audio
 from ..comfy import object_info
 from ..comfy.client import ClientConfig, ComfyClient, Deadline, PromptRejected, outcome_error
 from ..comfy.messages import PromptState, pick_audio
-from ..comfy.workflow import bind, check_params, load_workflow, prune, resolve_bindings, voice_param
+from ..comfy.object_info import ObjectInfo
+from ..comfy.workflow import Target, Workflow, bind, check_params, load_workflow, prune, resolve_bindings, voice_param
 from ..errors import AudioError, EngineFailed, InvalidRequest, JobCancelled, ModelError
 from ..models import ModelSpec
 from ..settings import Settings
-from .base import Audio, Clip, Engine, SynthesisInput, Voice
+from . import resolve_params
+from .base import Clip, Engine, SynthesisInput, Voice
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,8 @@ class ComfyEngine(Engine):
             raise ModelError(f"model {spec.name!r}: the comfyui engine needs engine = 'comfyui' and a workflow")
         self.spec = spec
         self.settings = settings
-        self._workflow = load_workflow(path)
+        self._workflow, self._targets = _bindings(spec)
         self._info = object_info.packaged()
-        # Node classes the shipped snapshot does not know are checked against the workflow alone.
-        known = {n["class_type"] for n in self._workflow.values()} <= set(self._info)
-        self._targets = resolve_bindings(spec, self._workflow, self._info if known else None)
         self._default_voices = _default_voices(spec)
         timeout = settings.comfy_timeout
         self._client = ComfyClient(
@@ -68,6 +68,19 @@ class ComfyEngine(Engine):
     @property
     def client(self) -> ComfyClient:
         return self._client
+
+    @classmethod
+    def check_params(cls, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Each setting converted to its node input's type and checked against the node's range.
+
+        The ranges are the pinned server's (the packaged object_info), found through the model
+        file's bindings: a value the node would refuse is refused at admission, naming the node.
+        """
+        params = super().check_params(spec, params)
+        if spec.engine != "comfyui" or spec.workflow_path() is None:
+            raise ModelError(f"model {spec.name!r}: the comfyui engine needs engine = 'comfyui' and a workflow")
+        _, targets = _bindings(spec)
+        return check_params(spec, targets, params, object_info.packaged())
 
     # -- Engine ---------------------------------------------------------------------
 
@@ -102,7 +115,8 @@ class ComfyEngine(Engine):
             text = self.spec.speaker_format.format(n=1, text=WARM_UP_TEXT)
         except (KeyError, IndexError, ValueError):
             text = WARM_UP_TEXT
-        self.synthesize(SynthesisInput(text=text, job_id="warm-up"))
+        # A job's settings are resolved at admission; warm-up has no job, so it resolves the defaults.
+        self.synthesize(SynthesisInput(text=text, params=resolve_params(self.spec, {}), job_id="warm-up"))
 
     def cancel(self, job_id: str) -> None:
         if not job_id or job_id != self._job:
@@ -119,7 +133,8 @@ class ComfyEngine(Engine):
     # -- one chunk --------------------------------------------------------------------
 
     def _synthesize(self, item: SynthesisInput, deadline: Deadline) -> tuple[bytes, str]:
-        params = self._params(item.params)
+        # The manifest's settings, resolved and checked once at admission (check_params): used as they are.
+        params = item.params
         voices = self._voices(item.voices, item.speakers)
         names = {n: self._client.upload_voice(v.data, deadline) for n, v in voices.items()}
         try:
@@ -170,12 +185,6 @@ class ComfyEngine(Engine):
         # Opus comes back at 48 kHz; everything downstream expects the model's rate.
         return audio.resample(decoded, self.spec.sample_rate)
 
-    def _params(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """The model's defaults under the job's settings; content keys never come from here."""
-        defaults = {k: v for k, v in self.spec.defaults.items() if not _is_content(k)}
-        merged = {**defaults, **{k: v for k, v in given.items() if not _is_content(k)}}
-        return check_params(self.spec, self._targets, merged, self._info)
-
     def _voices(self, given: Mapping[int, Voice], speakers: tuple[int, ...]) -> dict[int, Voice]:
         """Voice slot -> voice: slot j speaks for job speaker ``speakers[j - 1]`` (see ``chunker.slots``)."""
         slots = [n for n in range(1, self.spec.speakers + 1) if voice_param(n) in self._targets]
@@ -214,12 +223,38 @@ def bind_slots(
     return out
 
 
+_bindings_cache: dict[tuple[str, str, int], tuple[Workflow, dict[str, Target]]] = {}
+_bindings_lock = threading.Lock()
+
+
+def _bindings(spec: ModelSpec) -> tuple[Workflow, dict[str, Target]]:
+    """A ComfyUI model's workflow and its bindings resolved to nodes, read once per workflow file.
+
+    Shared by the engines and :meth:`ComfyEngine.check_params`; nobody may change what it returns.
+    """
+    path = spec.workflow_path()
+    if path is None:
+        raise ModelError(f"model {spec.name!r} names no workflow")
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise ModelError(f"model {spec.name!r}: cannot read workflow {path.name}: {exc}") from exc
+    key = (spec.name, str(path), stamp)
+    with _bindings_lock:
+        cached = _bindings_cache.get(key)
+    if cached is None:
+        workflow = load_workflow(path)
+        info: ObjectInfo = object_info.packaged()
+        # Node classes the shipped snapshot does not know are checked against the workflow alone.
+        known = {n["class_type"] for n in workflow.values()} <= set(info)
+        cached = workflow, resolve_bindings(spec, workflow, info if known else None)
+        with _bindings_lock:
+            _bindings_cache[key] = cached
+    return cached
+
+
 def _is_voice(param: str) -> bool:
     return param == "voice" or param.startswith("voice_")
-
-
-def _is_content(param: str) -> bool:
-    return param == "text" or _is_voice(param)
 
 
 def _default_voices(spec: ModelSpec) -> dict[int, Voice]:

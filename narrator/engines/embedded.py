@@ -7,13 +7,17 @@ imported only here.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from ..errors import EngineFailed, ModelError
+from ..audio.types import Audio
+from ..errors import EngineFailed, InvalidRequest, ModelError
 from ..models import ModelSpec
-from .base import Audio, Engine, SynthesisInput
+from .base import Engine, SynthesisInput
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +42,28 @@ class EmbeddedEngine(Engine):
         self._lock = threading.Lock()
         log.info("embedded voice loaded", extra={"model": spec.name})
 
+    @classmethod
+    def check_params(cls, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``speed`` and ``temperature`` as floats; Piper takes any positive factor of each.
+
+        The request contract (``VoiceSettings``) bounds them; this checks the model file's
+        defaults, and anything a producer sends past the schema, by Piper's own rule.
+        """
+        out: dict[str, Any] = {}
+        for name, value in super().check_params(spec, params).items():
+            if name not in ("speed", "temperature"):
+                raise InvalidRequest(f"the embedded engine has no setting {name}", field=f"voice_settings.{name}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise InvalidRequest(f"{value!r} is not a positive number", field=f"voice_settings.{name}")
+            out[name] = float(value)
+        return out
+
     def synthesize(self, item: SynthesisInput) -> Audio:
         from piper import SynthesisConfig
 
-        speed = float(item.params.get("speed", 1.0))
-        temperature = float(item.params.get("temperature", 1.0))
+        # The manifest's settings, resolved at admission (check_params); absent ones are Piper's own.
+        speed = item.params.get("speed", 1.0)
+        temperature = item.params.get("temperature", 1.0)
         config = SynthesisConfig(length_scale=1.0 / speed, noise_scale=_NOISE_SCALE * temperature)
         with self._lock:
             try:

@@ -1,23 +1,32 @@
 """Admission: everything that can be checked about a request before work is queued.
 
 Schema checks are in :mod:`narrator.request`; here come the checks that need the
-settings and the model registry: text size, model, parameters the model binds,
-voice inputs decoded as audio, URLs checked against the fetch policy.
+settings and the model registry: text size, model, the job's settings resolved once
+(the model's defaults under the request's, checked by the model's engine), voice
+inputs decoded as audio, URLs checked against the fetch policy, the text chunked.
+
+:func:`admit` is the one admission. The producer (``submit()``) runs it before anything
+is queued; stage-input stages from its result. When both run in one process (in-process
+runs) the producer hands its result over (:func:`hand_over`), so nothing is admitted,
+decoded or chunked twice; a request from another process or language is admitted once
+by stage-input itself.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import audio
+from ..audio.types import Audio
 from ..chunker import Chunk, chunk_text
-from ..comfy.object_info import packaged
-from ..comfy.workflow import Target, check_params, load_workflow, resolve_bindings
-from ..errors import AudioError, FetchError, InvalidRequest, ModelError
+from ..engines import resolve_params
+from ..errors import AudioError, FetchError, InvalidRequest
 from ..models import ModelRegistry, ModelSpec
 from ..request import JobRequest, VoiceInput
 from ..settings import Settings
@@ -41,27 +50,36 @@ DECLARED_AUDIO = {
 
 @dataclass(frozen=True)
 class Admitted:
-    """A request that passed admission, with what was resolved on the way."""
+    """A request that passed admission, with what was resolved on the way: all staging needs."""
 
     request: JobRequest
     model: ModelSpec
     params: dict[str, Any]
-    """The model's defaults overlaid with the request's voice settings."""
+    """The job's settings, resolved once: the model's defaults under the request's voice settings,
+    converted and range-checked by the model's engine. The manifest carries them; engines trust them."""
     chunks: list[Chunk]
     """The text, chunked as the model wants it (chunking is where SSML and scripts are checked)."""
+    voices: dict[int, Audio] = field(default_factory=dict)
+    """Speaker -> each base64 voice, decoded (base64 and audio) and checked, so staging decodes
+    neither again. URL voices are fetched, and stored ones read, at staging."""
 
 
 def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
+    """Check ``data`` (a request or its JSON) and resolve what staging needs; InvalidRequest names the field."""
     request = JobRequest.parse(data)
     if len(request.text) > settings.max_text_chars:
         raise InvalidRequest(
             f"{len(request.text)} characters is over the limit of {settings.max_text_chars}", field="text"
         )
     model = _model(request, settings, registry)
-    params = _params(request, model)
+    # The one place a job's settings are resolved: the engine's rules, not a second copy of them here.
+    params = resolve_params(model, request.voice_settings.given())
     _fits_model(request, model)
-    for voice in request.voice_inputs().values():
-        check_voice(voice, settings)
+    voices: dict[int, Audio] = {}
+    for speaker, voice in request.voice_inputs().items():
+        decoded = check_voice(voice, settings)
+        if decoded is not None:
+            voices[speaker] = decoded
     if request.output.url_expires and request.output.url_expires > settings.presign_max_seconds:
         raise InvalidRequest(
             f"{request.output.url_expires} s is longer than the maximum of {settings.presign_max_seconds} s",
@@ -81,7 +99,30 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
     )
     if not any(c.spoken.strip() for c in chunks):
         raise InvalidRequest("nothing to speak", field="text")
-    return Admitted(request=request, model=model, params=params, chunks=chunks)
+    return Admitted(request=request, model=model, params=params, chunks=chunks, voices=voices)
+
+
+#: Admissions handed from a producer to the stage-input task of the same process, by job id.
+_handed: OrderedDict[str, Admitted] = OrderedDict()
+_handed_lock = threading.Lock()
+#: In-process jobs stage moments after they are submitted; a handover nobody took (its job
+#: crashed before staging) must not pin its voices for ever.
+_HANDED_MAX = 8
+
+
+def hand_over(job_id: str, admitted: Admitted) -> None:
+    """Give ``admitted`` to the stage-input of ``job_id`` in this process (in-process runs only:
+    a handover for a job that stages elsewhere is never taken)."""
+    with _handed_lock:
+        _handed[job_id] = admitted
+        while len(_handed) > _HANDED_MAX:
+            _handed.popitem(last=False)
+
+
+def take_handed(job_id: str) -> Admitted | None:
+    """The admission handed over for ``job_id`` in this process, once; None: admit the raw request."""
+    with _handed_lock:
+        return _handed.pop(job_id, None)
 
 
 def _model(request: JobRequest, settings: Settings, registry: ModelRegistry) -> ModelSpec:
@@ -111,39 +152,8 @@ def _fits_model(request: JobRequest, model: ModelSpec) -> None:
             raise InvalidRequest(f"model {model.name!r} voices at most {model.speakers} speakers", field=voice.field)
 
 
-def _params(request: JobRequest, model: ModelSpec) -> dict[str, Any]:
-    given = request.voice_settings.given()
-    supported = model.supported_parameters
-    for name in given:
-        if name not in supported:
-            offered = ", ".join(sorted(supported)) or "none"
-            raise InvalidRequest(
-                f"model {model.name!r} does not support {name} (it supports: {offered})",
-                field=f"voice_settings.{name}",
-            )
-    if model.engine == "comfyui" and given:
-        # Ranges come from the node itself (object_info), so a value the node would
-        # refuse is refused here, before anything is queued.
-        given = check_params(model, _targets(model), given, packaged())
-    defaults = {k: v for k, v in model.defaults.items() if k in supported}
-    return {**defaults, **given}
-
-
-_targets_cache: dict[tuple[str, str], dict[str, Target]] = {}
-
-
-def _targets(model: ModelSpec) -> dict[str, Target]:
-    path = model.workflow_path()
-    key = (model.name, str(path))
-    if key not in _targets_cache:
-        if path is None:
-            raise ModelError(f"model {model.name!r} names no workflow")
-        _targets_cache[key] = resolve_bindings(model, load_workflow(path), packaged())
-    return _targets_cache[key]
-
-
-def check_voice(voice: VoiceInput, settings: Settings) -> None:
-    """Reject a voice that cannot be used, without fetching anything."""
+def check_voice(voice: VoiceInput, settings: Settings) -> Audio | None:
+    """Reject a voice that cannot be used, without fetching anything; a base64 voice, decoded."""
     try:
         if voice.kind == "url":
             check_url(voice.value, field=voice.field, allow=settings.fetch_allow)
@@ -151,7 +161,7 @@ def check_voice(voice: VoiceInput, settings: Settings) -> None:
             if named_voice_path(voice.value, settings) is None:
                 raise InvalidRequest(f"no stored voice named {voice.value!r}", field=voice.field)
         else:
-            audio.validate_voice(
+            return audio.validate_voice(
                 decode_base64(voice, settings),
                 field=voice.field,
                 max_seconds=settings.max_voice_seconds,
@@ -159,6 +169,7 @@ def check_voice(voice: VoiceInput, settings: Settings) -> None:
             )
     except (AudioError, FetchError) as exc:
         raise InvalidRequest(str(exc), field=voice.field) from exc
+    return None
 
 
 def decode_base64(voice: VoiceInput, settings: Settings) -> bytes:

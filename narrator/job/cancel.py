@@ -1,7 +1,7 @@
 """Cancel a running chunk when its job is cancelled, whatever the broker.
 
-Cancellation is a marker in storage (``jobs/{id}/cancelled``). Revoking reaches only
-queued tasks, and a broadcast reaches a worker's main process, not the pool child
+Cancellation is a marker in storage (:meth:`narrator.job.store.JobStore.cancel`). Revoking
+reaches only queued tasks, and a broadcast reaches a worker's main process, not the pool child
 that is waiting on ComfyUI; so the child watches the marker itself while it works.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from ..engines import Engine
 from ..errors import NarratorError
 from ..storage import ObjectStore
-from . import jobdata
+from .store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,12 @@ def watch(
 ) -> Iterator[None]:
     """While the block runs, interrupt ``engine()`` once the job's cancel marker appears."""
     done = threading.Event()
+    job = JobStore(store, job_id)
 
     def run() -> None:
         while not done.wait(interval):
             try:
-                cancelled = store.exists(jobdata.cancel_key(job_id))
+                cancelled = job.cancelled()
             except NarratorError:
                 continue  # storage blip: look again next time
             if cancelled:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import audio
 from ..storage import ObjectStore
-from . import jobdata
+from .store import JobStore, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,16 @@ class Joined:
     """Caption format (srt, vtt) -> its text (also stored under work/)."""
 
 
-def join_job(manifest: jobdata.Manifest, store: ObjectStore) -> Joined:
+def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
     job_id = manifest.job_id
+    job = JobStore(store, job_id)
     with tempfile.TemporaryDirectory(prefix=f"narrator-{job_id[:8]}-") as tmp:
         folder = Path(tmp)
         paths = []
         # Chunks go to disk, not memory: a book's chunks do not fit in RAM on a small worker.
         for entry in manifest.chunks:
             path = folder / f"{entry.index:05d}.flac"
-            store.get_file(jobdata.chunk_key(job_id, entry.index), path)
+            job.get_chunk_file(entry.index, path)
             paths.append(path)
         out = folder / f"joined.{manifest.format}"
         report = audio.join_files(
@@ -41,14 +42,13 @@ def join_job(manifest: jobdata.Manifest, store: ObjectStore) -> Joined:
             fmt=manifest.format,
             sample_rate=manifest.sample_rate,
         )
-        key = jobdata.joined_key(job_id, manifest.format)
-        store.put_file(key, out, audio.content_type(manifest.format))
+        key = job.put_joined(out, manifest.format, audio.content_type(manifest.format))
     cues = [
         (start, end, entry.caption or entry.text)
         for entry, (start, end) in zip(manifest.chunks, report.spans, strict=True)
     ]
     captions = {"srt": audio.srt(cues), "vtt": audio.webvtt(cues)}
     for ext, text in captions.items():
-        store.put_bytes(jobdata.work_captions_key(job_id, ext), text.encode(), "text/plain")
+        job.put_work_captions(ext, text)
     log.info("joined", extra={"job_id": job_id, "seconds": round(report.duration, 3)})
     return Joined(duration=report.duration, key=key, captions=captions)

@@ -394,7 +394,7 @@ def _open(
 def _redirect_location(response: httpx.Response, field: str) -> str | None:
     status = response.status_code
     if status in REDIRECTS:
-        location = response.headers.get("location")
+        location: str | None = response.headers.get("location")
         if not location:
             raise FetchError(f"{field}: redirect ({status}) without a location")
         return location

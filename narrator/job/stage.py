@@ -1,4 +1,9 @@
-"""Stage a job: resolve its voices, chunk its text, write its manifest."""
+"""Stage a job from its admission: store its voices, write its chunks and settings into its manifest.
+
+Staging adds nothing to what admission resolved (the settings, the chunks, the decoded
+base64 voices) but what needs the network or storage: fetched and stored voices,
+normalised, and the manifest.
+"""
 
 from __future__ import annotations
 
@@ -15,36 +20,40 @@ from ..models import ModelSpec
 from ..request import VoiceInput
 from ..settings import Settings
 from ..storage import ObjectStore
-from . import jobdata
 from .admission import Admitted, decode_base64, named_voice_path
 from .fetch import fetch
+from .store import ChunkEntry, JobStore, Manifest, stored_request
 
 log = logging.getLogger(__name__)
 
 
-def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStore) -> jobdata.Manifest:
+def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStore) -> Manifest:
     request, model = admitted.request, admitted.model
+    job = JobStore(store, job_id)
     voices: dict[int, str] = {}
     voice_digests: dict[int, str] = {}
     for speaker, voice in sorted(request.voice_inputs().items()):
-        data = audio.normalise_voice(
-            load_voice(voice, settings),
-            field=voice.field,
-            max_seconds=settings.max_voice_seconds,
-            sample_rate=model.sample_rate,
-        )
+        # A base64 voice was decoded (and checked) at admission: it comes with the admission.
+        decoded = admitted.voices.get(speaker) if voice.kind == "base64" else None
+        if decoded is not None:
+            data = audio.normalise_decoded(decoded, field=voice.field, sample_rate=model.sample_rate)
+        else:
+            data = audio.normalise_voice(
+                load_voice(voice, settings),
+                field=voice.field,
+                max_seconds=settings.max_voice_seconds,
+                sample_rate=model.sample_rate,
+            )
         # A model without cloning accepts a voice (checked as audio above) and does not use it.
         if model.voice_cloning:
-            key = jobdata.voice_key(job_id, speaker)
-            store.put_bytes(key, data, "audio/wav")
-            voices[speaker] = key
+            voices[speaker] = job.put_voice(speaker, data)
             voice_digests[speaker] = hashlib.sha256(data).hexdigest()
     chunks = chunk_entries(admitted, voice_digests)
-    manifest = jobdata.Manifest(
+    manifest = Manifest(
         job_id=job_id,
-        request=_without_inline_audio(request.to_json()),
+        request=stored_request(request),
         model=model.name,
-        params=admitted.params,
+        params=admitted.params,  # resolved and checked at admission; engines use them as they are
         voices=voices,
         reference_used=bool(voices),
         seed_used=admitted.params.get("seed"),
@@ -53,17 +62,16 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
         sample_rate=request.output.sample_rate or model.sample_rate,
         chunks=chunks,
     )
-    jobdata.put_json(store, jobdata.manifest_key(job_id), manifest.model_dump(mode="json"))
-    store.put_bytes(jobdata.staged_key(job_id, len(chunks)), b"")
+    job.save_manifest(manifest)
     log.info("staged", extra={"job_id": job_id, "chunks": len(chunks), "model": model.name})
     return manifest
 
 
-def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[jobdata.ChunkEntry]:
+def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[ChunkEntry]:
     """Manifest entries for the chunks that have something to say, renumbered."""
     model = admitted.model
     workflow_digest = _workflow_digest(model)
-    entries: list[jobdata.ChunkEntry] = []
+    entries: list[ChunkEntry] = []
     for c in admitted.chunks:
         if not c.spoken.strip():
             # Nothing to say (an emoji, a rule line): keep its pause on the chunk before.
@@ -76,7 +84,7 @@ def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[job
             params["speed"] = round(float(params.get("speed", 1.0)) * c.speed, 4)
         digest = chunk_digest(model, workflow_digest, voice_digests, c.slots.speakers, text, params)
         entries.append(
-            jobdata.ChunkEntry(
+            ChunkEntry(
                 index=len(entries),
                 text=text,
                 caption=" ".join(c.text.split()),
@@ -147,12 +155,3 @@ def _workflow_digest(model: ModelSpec) -> str:
     if path is None or not path.is_file():
         return ""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _without_inline_audio(request: dict[str, Any]) -> dict[str, Any]:
-    # The voice lives in storage now; the manifest must stay small and carry no payloads.
-    out = dict(request)
-    for name in ("voice", "reference_audio"):
-        if name in out and not str(out[name]).startswith(("http://", "https://")) and len(str(out[name])) > 64:
-            out[name] = "<inline audio>"
-    return out

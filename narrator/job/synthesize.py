@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,11 +15,13 @@ import soundfile as sf
 from ..engines import Engine, SynthesisInput, Voice
 from ..errors import AudioError
 from ..storage import ObjectStore
-from . import jobdata
+from .store import JobStore, Manifest, cache_key
 
 log = logging.getLogger(__name__)
 
+# Voices by storage key: a worker process serves many chunks of one job, in several threads in-process.
 _voice_cache: OrderedDict[str, Voice] = OrderedDict()
+_voice_lock = threading.Lock()
 _VOICE_CACHE_SIZE = 16
 
 
@@ -31,12 +34,11 @@ class ChunkOutcome:
 
 
 def synthesize_chunk(
-    job_id: str, index: int, manifest: jobdata.Manifest, store: ObjectStore, engine_for: Callable[[], Engine]
+    job_id: str, index: int, manifest: Manifest, store: ObjectStore, engine_for: Callable[[], Engine]
 ) -> ChunkOutcome:
     """``engine_for`` is called only on a cache miss, so a fully cached job never loads a model."""
     entry = manifest.chunks[index]
-    cache = jobdata.cache_key(entry.digest)
-    dest = jobdata.chunk_key(job_id, index)
+    cache = cache_key(entry.digest)
     started = time.perf_counter()
     if store.exists(cache):
         data = store.get_bytes(cache)
@@ -53,8 +55,7 @@ def synthesize_chunk(
         data, seconds, cached = clip.flac, clip.seconds, False
         # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.
         store.put_bytes(cache, data, "audio/flac")
-    store.put_bytes(dest, data, "audio/flac")
-    store.put_bytes(jobdata.done_key(job_id, index, seconds, cached), b"")
+    JobStore(store, job_id).put_chunk(index, data, seconds, cached)
     outcome = ChunkOutcome(index=index, seconds=seconds, cached=cached, synth_seconds=time.perf_counter() - started)
     log.info(
         "chunk done",
@@ -64,12 +65,14 @@ def synthesize_chunk(
 
 
 def _voice(store: ObjectStore, key: str) -> Voice:
-    voice = _voice_cache.get(key)
+    with _voice_lock:
+        voice = _voice_cache.get(key)
     if voice is None:
-        voice = Voice(store.get_bytes(key))
-        _voice_cache[key] = voice
-        while len(_voice_cache) > _VOICE_CACHE_SIZE:
-            _voice_cache.popitem(last=False)
+        voice = Voice(store.get_bytes(key))  # outside the lock: a slow read must not hold up other chunks
+        with _voice_lock:
+            _voice_cache[key] = voice
+            while len(_voice_cache) > _VOICE_CACHE_SIZE:
+                _voice_cache.popitem(last=False)
     return voice
 
 

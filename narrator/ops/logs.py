@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -55,14 +55,33 @@ class FieldsFormatter(logging.Formatter):
         return f"{base} {fields}" if fields else base
 
 
-def setup_logging(verbose: bool = False, json_logs: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+#: Loggers that say too much at INFO for any entry point. botocore at DEBUG logs request headers,
+#: which carry the access key id; httpx at INFO logs whole URLs, voice URLs with their tokens
+#: included; Celery's task tracer logs every task's arguments and return value (requests, texts,
+#: voices, results), in-process as in a worker.
+QUIET = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore", "celery.app.trace")
+
+Mode = Literal["cli", "runpod", "worker"]
+
+
+def setup_logging(mode: Mode = "cli", *, verbose: bool = False, json_logs: bool = False) -> None:
+    """Logging for an entry point, the one set-up every entry point calls, with its ``mode``.
+
+    ``cli``: warnings, or progress details too with ``verbose`` (``narrator -v``). ``runpod``
+    (the RunPod handler) and ``worker`` (a Celery pool process, before its first task): INFO.
+    A pool process writes to the real stderr: Celery has made its ``sys.stderr`` a proxy that
+    logs to the root logger, and a handler writing to it loops back into the proxy, whose
+    recursion guard drops every record. (A worker's main process keeps Celery's own logging,
+    whose formatter prints messages only: Celery's records carry task arguments as fields.)
+    """
+    stream = sys.stderr
+    if mode == "worker" and sys.__stderr__ is not None:
+        stream = sys.__stderr__
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json_logs else FieldsFormatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    # botocore at DEBUG logs request headers, which carry the access key id.
-    # httpx at INFO logs whole URLs, voice URLs with their tokens included.
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore"):
+    root.setLevel(logging.INFO if verbose or mode != "cli" else logging.WARNING)
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -26,6 +26,7 @@ from types import TracebackType
 
 from ..comfy.client import ClientConfig, ComfyClient, Deadline
 from ..comfy.system import vram_used
+from ..engines import resolve_params
 from ..engines.base import SynthesisInput
 from ..engines.comfyui import ComfyEngine
 from ..errors import EngineUnavailable
@@ -141,16 +142,17 @@ def run_trial(
     Each chunk is bounded by ``settings.comfy_timeout``, like a worker's. Engine errors propagate.
     """
     engine = ComfyEngine(spec, settings)
+    params = resolve_params(spec, {})  # what a job without settings gets (engines take settings as given)
     watch = VramWatch(settings.comfy_url, settings.comfy_timeout, vram_interval)
     try:
         before = watch.sample()
         with watch:
             started = time.perf_counter()
-            first = engine.render(SynthesisInput(text=spoken(spec, first_text), job_id="trial"))
+            first = engine.render(SynthesisInput(text=spoken(spec, first_text), params=params, job_id="trial"))
             if store is not None:
                 store.put_bytes(f"trial/{spec.name}/first.flac", first.flac, "audio/flac")
             first_at = time.perf_counter()
-            timed = engine.render(SynthesisInput(text=spoken(spec, timed_text), job_id="trial", index=1))
+            timed = engine.render(SynthesisInput(text=spoken(spec, timed_text), params=params, job_id="trial", index=1))
             synth = time.perf_counter() - first_at
             if store is not None:
                 store.put_bytes(f"trial/{spec.name}/timed.flac", timed.flac, "audio/flac")

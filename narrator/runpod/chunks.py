@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
-from ..job.jobdata import parse_done
-
-
-def done_chunks(keys: Iterable[str]) -> dict[int, float]:
-    """Chunk index -> seconds, from the done-marker keys."""
-    return {index: d.seconds for index, d in parse_done(list(keys)).items()}
+from collections.abc import Mapping
 
 
 class ChunkCursor:
@@ -18,7 +11,8 @@ class ChunkCursor:
     def __init__(self) -> None:
         self.next_index = 0
 
-    def advance(self, done: Mapping[int, float]) -> list[int]:
+    def advance(self, done: Mapping[int, object]) -> list[int]:
+        """``done``: chunk index -> anything (its done marker)."""
         ready = []
         while self.next_index in done:
             ready.append(self.next_index)

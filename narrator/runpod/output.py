@@ -3,12 +3,12 @@
 The seed-era worker's contract still holds: input ``text``, ``reference_audio``,
 ``reference_audio_url``, ``voice_settings``; output ``success``, ``audio_b64``,
 ``duration_seconds``, ``seed_used``, ``reference_used``, ``text_length``,
-``metrics``; failures as ``{"error": "..."}`` (RunPod's convention).
+``metrics``; failures as ``{"error": "..."}`` (RunPod's convention). Whether the
+audio goes inline is decided with every other consumer's, in :mod:`narrator.job.delivery`.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,20 +40,9 @@ def split_input(raw: Any) -> HandlerInput:
     return HandlerInput(request=request, stream=stream)
 
 
-def wants_inline(flag: bool | None) -> bool:
-    """``output.audio_b64``: unset means inline while it fits the cap; false means never."""
-    return flag is not False
-
-
-def inline_audio(data: bytes | None, cap: int) -> str | None:
-    if data is None or len(data) > cap:
-        return None
-    return base64.b64encode(data).decode("ascii")
-
-
-def success_output(result: JobResult, audio_b64: str | None, handler_seconds: float) -> dict[str, Any]:
+def success_output(result: JobResult, handler_seconds: float) -> dict[str, Any]:
+    """``result`` as RunPod returns it; ``audio_b64`` as read (``JobHandle.result(inline=True)``)."""
     out = result.to_json()
-    out["audio_b64"] = audio_b64
     out["metrics"]["handler_time"] = round(handler_seconds, 3)
     return out
 

@@ -19,20 +19,12 @@ from typing import Any, Literal
 
 from .. import jobs
 from ..errors import JobCancelled, JobFailed, JobTimeout, NarratorError
-from ..job import jobdata
+from ..job.delivery import delivery
 from ..request import JobRequest
 from ..result import Progress
 from ..settings import SECRET_FIELDS, Settings
-from .chunks import ChunkCursor, done_chunks
-from .output import (
-    chunk_output,
-    error_output,
-    inline_audio,
-    progress_output,
-    split_input,
-    success_output,
-    wants_inline,
-)
+from .chunks import ChunkCursor
+from .output import chunk_output, error_output, progress_output, split_input, success_output
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +63,9 @@ async def events(job: dict[str, Any], settings: Settings) -> AsyncGenerator[Even
         async for event in follower.run(max(0.0, started + timeout - time.monotonic())):
             yield event
         dealt_with = True
-        audio = None
-        if wants_inline(request.output.audio_b64):
-            audio = await asyncio.to_thread(_read_audio_under_cap, handle, settings.audio_b64_max_bytes)
-        yield Event("result", success_output(follower.result, audio, time.monotonic() - started))
+        # The audio inline as the request allows (narrator.job.delivery), read from storage.
+        result = await asyncio.to_thread(handle.result, True)
+        yield Event("result", success_output(result or follower.result, time.monotonic() - started))
     except JobTimeout:
         dealt_with = _cancel(handle, "timeout")
         yield failure(f"job {handle.id} did not finish within {timeout:g} s; it was cancelled", settings)
@@ -102,8 +93,7 @@ class _Follower:
         self.handle = handle
         self.settings = settings
         self.cursor = ChunkCursor() if stream else None
-        expires = request.output.url_expires or settings.presign_default_seconds
-        self.expires = min(int(expires), settings.presign_max_seconds)
+        self.expires = delivery(request.output, settings).url_expires
         self.result: Any = None
 
     async def run(self, timeout: float) -> AsyncIterator[Event]:
@@ -125,11 +115,12 @@ class _Follower:
         out = [Event("progress", progress_output(progress))]
         if self.cursor is None or progress.chunks_done <= self.cursor.next_index:
             return out
-        store = self.handle.store
-        done = done_chunks(store.list(jobdata.done_prefix(self.handle.id)))
+        job = self.handle.job_store
+        done = job.done()
         for index in self.cursor.advance(done):
-            url = store.presigned_url(jobdata.chunk_key(self.handle.id, index), self.expires)
-            out.append(Event("chunk", chunk_output(self.handle.id, index, progress.chunks_total, done[index], url)))
+            url = job.chunk_url(index, self.expires)
+            seconds = done[index].seconds
+            out.append(Event("chunk", chunk_output(self.handle.id, index, progress.chunks_total, seconds, url)))
         return out
 
 
@@ -138,10 +129,6 @@ def _finished(future: asyncio.Future[Any], queue: asyncio.Queue[Event | None]) -
         # Mark the outcome as seen: after a stop nobody reads it, and asyncio would warn.
         future.exception()
     queue.put_nowait(None)
-
-
-def _read_audio_under_cap(handle: jobs.JobHandle, cap: int) -> str | None:
-    return inline_audio(handle.audio_bytes(), cap)
 
 
 def _cancel(handle: jobs.JobHandle, why: str) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ObjectNotFound, StorageError
 from .base import ObjectStore, check_key
@@ -23,7 +25,7 @@ class FileStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _atomic_write(self, key: str, write: object) -> None:
+    def _atomic_write(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         # Readers must never see half an object: write beside it, then rename.
         dest = self._path(key)
         try:
@@ -31,7 +33,7 @@ class FileStore(ObjectStore):
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    write(fh)  # type: ignore[operator]
+                    write(fh)
                 os.replace(tmp, dest)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -43,9 +45,9 @@ class FileStore(ObjectStore):
         self._atomic_write(key, lambda fh: fh.write(data))
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        def write(fh: object) -> None:
+        def write(fh: BinaryIO) -> None:
             with open(path, "rb") as src:
-                shutil.copyfileobj(src, fh)  # type: ignore[arg-type]
+                shutil.copyfileobj(src, fh)
 
         self._atomic_write(key, write)
 

@@ -1,17 +1,25 @@
-"""The Celery app. Broker settings follow from idempotent chunk tasks (DESIGN.md)."""
+"""The Celery app. Broker settings follow from idempotent chunk tasks (docs/design.md).
+
+Each Celery app is configured once and never changed. The task app (``app``, where the
+tasks are registered) is configured for the first broker the process uses: a worker's,
+the CLI's, the RunPod handler's, the only one in production. A process that talks to a
+second broker (tests, a backend embedding narrator) gets a producer app of its own for
+it from :func:`configure`, rather than a task app reconfigured under its own pools.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from kombu import pools as kombu_pools
 
 from ..settings import Settings
+from .names import CHUNK_TASK, CPU_QUEUE, GPU_QUEUE
 
-CPU_QUEUE = "narrator.cpu"
-GPU_QUEUE = "narrator.gpu"
+__all__ = ["CPU_QUEUE", "GPU_QUEUE", "app", "celery_config", "configure"]
 
 app = Celery("narrator", include=["narrator.tasks.pipeline"])
 
@@ -32,9 +40,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": CPU_QUEUE,
         "task_queues": [Queue(CPU_QUEUE), Queue(GPU_QUEUE)],
-        "task_routes": {"narrator.synthesize_chunk": {"queue": GPU_QUEUE}},
+        "task_routes": {CHUNK_TASK: {"queue": GPU_QUEUE}},
         "task_annotations": {
-            "narrator.synthesize_chunk": {
+            CHUNK_TASK: {
                 "soft_time_limit": settings.chunk_soft_time_limit,
                 "time_limit": settings.chunk_time_limit,
             }
@@ -50,30 +58,35 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         # Warm-up (model load, ComfyUI readiness) happens in the child before it takes tasks.
         "worker_proc_alive_timeout": 900 if settings.warmup_models else 60,
-        "task_always_eager": settings.eager,
-        "task_eager_propagates": True,
-        "task_store_eager_result": False,
     }
     if settings.broker_url.startswith("sqs://"):
         conf["broker_transport_options"] = {"visibility_timeout": visibility, "region": settings.s3_region}
     return conf
 
 
-def configure(settings: Settings) -> Celery:
-    conf = celery_config(settings)
-    if app.conf.broker_url != conf["broker_url"]:
-        # Celery keeps its connection pool, and kombu a process-wide producer pool per
-        # connection, across conf changes: drop both, or a new broker URL reuses
-        # connections to the old one (or closed ones, when an old URL comes back).
-        kombu_pools.reset()
-        app._pool = None
-        if "amqp" in app.__dict__:
-            app.amqp._producer_pool = None
-    if app.conf.result_backend != conf["result_backend"] and hasattr(app._local, "backend"):
-        # Likewise the result backend object, cached per thread.
-        del app._local.backend
-    app.conf.update(conf)
-    from . import runtime
+_lock = threading.Lock()
+_task_app_key: str | None = None
+_producers: dict[str, Celery] = {}
 
-    runtime.set_settings(settings)
-    return app
+
+def configure(settings: Settings) -> Celery:
+    """The Celery app for ``settings``: the task app, configured once, or a producer app of their own."""
+    global _task_app_key
+    conf = celery_config(settings)
+    key = _key(conf)
+    with _lock:
+        if _task_app_key is None:
+            app.conf.update(conf)
+            _task_app_key = key
+        if key == _task_app_key:
+            return app
+        producer = _producers.get(key)
+        if producer is None:
+            producer = Celery("narrator", set_as_current=False)
+            producer.conf.update(conf)
+            _producers[key] = producer
+        return producer
+
+
+def _key(conf: dict[str, Any]) -> str:
+    return json.dumps(conf, sort_keys=True, default=str)

@@ -33,13 +33,9 @@ from celery.signals import (
 )
 
 from ..settings import Settings
+from .names import CHUNK_TASK, STAGE_TASK, UPLOAD_TASK, job_id_of
 
 log = logging.getLogger(__name__)
-
-JOB_TASK = "narrator.job"
-STAGE_TASK = "narrator.stage_input"
-CHUNK_TASK = "narrator.synthesize_chunk"
-UPLOAD_TASK = "narrator.upload"
 
 CHUNK_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900)
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
@@ -294,28 +290,20 @@ def _not_found(exc: BaseException) -> bool:
     return getattr(exc, "reply_code", None) == 404 or "NOT_FOUND" in str(exc)
 
 
-def _job_id(task_name: str, task_id: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None) -> str:
-    if task_name == JOB_TASK:
-        return task_id
-    if kwargs and kwargs.get("job_id"):
-        return str(kwargs["job_id"])
-    return str(args[0]) if args and isinstance(args[0], str) else ""
-
-
 @worker_init.connect
 def _on_worker_init(**_: Any) -> None:
-    from . import runtime
+    from .context import current
 
-    prepare(runtime.current().settings)
+    prepare(current().settings)
 
 
 @worker_ready.connect
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     # After the pool has forked, so the children do not inherit the listening socket.
-    from . import runtime
     from .app import app
+    from .context import current
 
-    serve(runtime.current().settings, app, getattr(sender, "hostname", ""))
+    serve(current().settings, app, getattr(sender, "hostname", ""))
 
 
 @worker_process_init.connect
@@ -358,7 +346,7 @@ def _on_postrun(
         return
     began = recorder.started.pop(task_id, None)
     seconds = time.monotonic() - began if began is not None else None
-    job_id = _job_id(task.name, task_id, args, kwargs)
+    job_id = job_id_of(task.name, task_id, args, kwargs)
     event = TaskEvent(task.name, job_id, state or "", seconds, retval)
     for update in updates(event):
         if update.metric == "narrator_jobs_failed" and not recorder.first_failure(job_id):

@@ -63,7 +63,7 @@ def restore_orphans(app: Celery, hostname: str) -> int:
     try:
         with app.connection_for_write() as conn:
             channel = conn.default_channel
-            qos, client = channel.qos, channel.client
+            qos, client = channel.qos, channel.client  # type: ignore[attr-defined]  # redis Channel; stubs: StdChannel
             entries = client.hgetall(qos.unacked_key)
             tags = orphaned(entries, lambda tid: app.backend.get_task_meta(tid, cache=False), hostname)
             for tag in tags:

@@ -1,12 +1,12 @@
 """Worker entry point: ``celery -A narrator.tasks.worker worker -Q narrator.cpu``.
 
-Reads the settings from the environment once, here, and configures the app.
+Reads the settings from the environment once, here: they make the process's context
+(tasks/context.py) and configure the task app, both once.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,24 +22,26 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from ..engines import get_engine, new_engine
-from ..errors import ModelError, NarratorError
-from ..models import ModelSpec
+from ..errors import NarratorError
 from ..ops import logs, worker_state
 from ..ops.logs import setup_logging
 from ..settings import Settings
 from . import (
     metrics,  # noqa: F401 - serves NARRATOR_METRICS_PORT
     recovery,
-    runtime,
     waiters,
 )
 from .app import app, configure
+from .context import init
+from .names import CHUNK_TASK, job_id_of
 
 log = logging.getLogger(__name__)
 
-settings = Settings.from_env()
-configure(settings)
+#: This process's context (tasks/context.py) and Celery app: made here, once, from the environment.
+context = init(Settings.from_env())
+settings = context.settings
+if configure(settings) is not app:
+    raise RuntimeError("the task app is configured for another broker: a worker needs a process of its own")
 
 
 #: Exit status of a worker whose warm-up failed (Celery's own EX_FAILURE).
@@ -71,7 +73,7 @@ def _starting(sender: Any = None, **_: Any) -> None:
 def _warm_up_before_fork(sender: str = "", **_: Any) -> None:
     """Main process, before the pool starts: a worker that cannot warm up exits instead of taking work."""
     try:
-        warm_up_main(settings)
+        context.warm_up(before_fork=True)
     except NarratorError as exc:
         _fail(f"warm-up failed: {exc}")
 
@@ -97,34 +99,6 @@ def _stopping(**_: Any) -> None:
 @worker_shutdown.connect
 def _stopped(**_: Any) -> None:
     _unmark()
-
-
-def warm_up_main(settings: Settings) -> None:
-    """Check ``NARRATOR_WARMUP_MODELS`` and have ComfyUI load its models, in the main process.
-
-    Runs before the pool forks, so only what survives a fork happens here: a ComfyUI
-    model is warmed up through an engine of its own, closed afterwards (the server keeps
-    the model loaded). The embedded engine (onnxruntime, which does not survive a fork)
-    loads in each pool process, as every model's per-process warm-up does.
-    """
-    specs: list[ModelSpec] = []
-    registry = runtime.current().registry
-    for name in settings.warmup_models:
-        spec = registry.get(name)
-        if spec is None:
-            known = ", ".join(sorted(s.name for s in registry)) or "none"
-            raise ModelError(f"NARRATOR_WARMUP_MODELS names unknown model {name!r} (known: {known})")
-        specs.append(spec)
-    for spec in specs:
-        if spec.engine != "comfyui":
-            continue
-        log.info("warming up %s", spec.name, extra={"model": spec.name, "comfy_url": settings.comfy_url})
-        engine = new_engine(spec, settings)
-        try:
-            engine.warm_up()
-        finally:
-            engine.close()
-        log.info("warmed up %s", spec.name, extra={"model": spec.name})
 
 
 def exit_code() -> int:
@@ -158,39 +132,19 @@ def _unmark() -> None:
 @worker_process_init.connect
 def _prepare_process(**_: Any) -> None:
     """Load the models (and wait for ComfyUI) before this process takes its first task."""
-    setup_logging(verbose=True, json_logs=settings.log_json)
-    _log_to_real_stderr()
-    # At INFO, Celery logs every task's arguments and return value (requests, texts, voices)
-    # and httpx every request's URL (a voice URL may carry a token).
-    for chatty in ("celery.app.trace", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    registry = runtime.current().registry
-    for name in settings.warmup_models:
-        spec = registry.get(name)
-        if spec is None:
-            raise ModelError(f"NARRATOR_WARMUP_MODELS names unknown model {name!r}")
-        get_engine(spec, settings).warm_up()
-        log.info("warmed up", extra={"model": name})
-
-
-def _log_to_real_stderr() -> None:
-    # Celery has made this child's sys.stderr a proxy that logs to the root logger: a handler
-    # writing to it loops back into the proxy, whose recursion guard drops every record.
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr and sys.__stderr__:
-            handler.setStream(sys.__stderr__)
+    setup_logging("worker", json_logs=settings.log_json)
+    context.warm_up()
 
 
 @task_prerun.connect
 def _bind_log_fields(task: Any = None, task_id: str = "", args: Any = None, kwargs: Any = None, **_: Any) -> None:
     """Every log line of a task carries its job id, chunk index and worker."""
-    args = list(args or [])
-    kwargs = dict(kwargs or {})
-    job_id = kwargs.get("job_id") or (args[0] if args and isinstance(args[0], str) else None)
-    fields: dict[str, Any] = {"task": getattr(task, "name", ""), "worker": getattr(task.request, "hostname", "")}
+    name = getattr(task, "name", "")
+    fields: dict[str, Any] = {"task": name, "worker": getattr(task.request, "hostname", "")}
+    job_id = job_id_of(name, task_id, args, kwargs)
     if job_id:
         fields["job_id"] = job_id
-    if getattr(task, "name", "") == "narrator.synthesize_chunk" and len(args) > 1:
+    if name == CHUNK_TASK and args and len(args) > 1:
         fields["chunk"] = args[1]
     logs.clear()
     logs.bind(**fields)

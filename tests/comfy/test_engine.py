@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from narrator.engines import resolve_params
 from narrator.engines.base import SynthesisInput, Voice
 from narrator.engines.comfyui import ComfyEngine, bind_slots
 from narrator.errors import EngineFailed, EngineUnavailable, InvalidRequest, JobCancelled, ModelError
@@ -60,19 +61,31 @@ def test_render_stores_comfyuis_flac_byte_for_byte(engine: ComfyEngine, fake_com
     assert clip.seconds == pytest.approx(info.duration, abs=1e-6) and 1.4 < clip.seconds < 2.0
 
 
-def test_params_and_defaults_are_bound(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
-    engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"seed": 7, "steps": 20}))
+def test_resolved_params_are_bound_as_given(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    params = resolve_params(engine.spec, {"seed": 7, "steps": 20})
+    assert params == {"seed": 7, "steps": 20, "cfg_scale": 1.3, "temperature": 0.95, "top_p": 0.95}
+    engine.synthesize(SynthesisInput("Speaker 1: Hello.", params=params))
     posted = fake_comfy.stats.prompts[-1]["5"]["inputs"]
     assert (posted["seed"], posted["inference_steps"], posted["cfg_scale"], posted["top_p"]) == (7, 20, 1.3, 0.95)
     assert posted["text"] == "Speaker 1: Hello."
 
 
-def test_out_of_range_setting_is_an_invalid_request(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
-    with pytest.raises(InvalidRequest, match="voice_settings.steps"):
-        engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"steps": 9999}))
-    with pytest.raises(InvalidRequest, match="voice_settings.speed"):
-        engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"speed": 1.1}))
-    assert fake_comfy.stats.prompts_posted == 0
+def test_the_engine_trusts_its_params(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    """No second merge of defaults, no second check: the manifest's settings go out as they are."""
+    engine.synthesize(SynthesisInput("Speaker 1: Hello.", params={"seed": 3}))
+    posted = fake_comfy.stats.prompts[-1]["5"]["inputs"]
+    workflow = json.loads((ROOT / "workflows" / "vibevoice-large.json").read_text())["5"]["inputs"]
+    assert posted["seed"] == 3 and posted["inference_steps"] == workflow["inference_steps"]
+
+
+def test_out_of_range_setting_is_refused_without_a_server() -> None:
+    """ComfyEngine.check_params: the node's ranges from the packaged object_info, no client built."""
+    spec = model("vibevoice-large")
+    assert ComfyEngine.check_params(spec, {"steps": 500, "cfg_scale": 2}) == {"steps": 500, "cfg_scale": 2.0}
+    with pytest.raises(InvalidRequest, match=r"^voice_settings.steps: .*VibeVoiceTTS.inference_steps"):
+        ComfyEngine.check_params(spec, {"steps": 9999})
+    with pytest.raises(InvalidRequest, match="^voice_settings.speed: model 'vibevoice-large' does not support speed"):
+        ComfyEngine.check_params(spec, {"speed": 1.1})
 
 
 def test_voices_upload_once_by_content(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
@@ -184,51 +197,54 @@ def test_execution_error_is_permanent_with_node_and_message(engine: ComfyEngine,
     assert fake_comfy.history == {}
 
 
-@pytest.mark.fake_comfy(synth_seconds=5.0)
+@pytest.mark.fake_comfy(hold=True)
 def test_cancel_interrupts_the_running_prompt(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
+    # Held: the chunk runs until the cancel ends it, however slow the machine.
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: A long chunk.", job_id="job-1"))
-        wait_until(lambda: fake_comfy.running is not None, 5, "the chunk to run")
+        wait_until(lambda: fake_comfy.running is not None, 30, "the chunk to run")
         engine.cancel("job-2")  # someone else's job: nothing happens
-        assert fake_comfy.stats.interrupts == []
+        assert fake_comfy.stats.interrupts == [] and not future.done()
         engine.cancel("job-1")
         with pytest.raises(JobCancelled):
-            future.result(5)
+            future.result(30)
     assert fake_comfy.stats.interrupts[0]["prompt_id"]
-    assert fake_comfy.running is None and fake_comfy.stats.prompts_executed == 1
+    wait_until(lambda: fake_comfy.running is None, 10, "the fake to end the interrupted prompt")
+    assert fake_comfy.stats.prompts_executed == 1
 
 
-@pytest.mark.fake_comfy(synth_seconds=3.0)
+@pytest.mark.fake_comfy(hold=True)
 def test_cancel_a_chunk_still_in_the_queue(comfy_settings: Settings, fake_comfy: FakeComfy) -> None:
     first, second = (ComfyEngine(model("vibevoice-large"), comfy_settings) for _ in range(2))
     try:
         with ThreadPoolExecutor(2) as pool:
+            # Held: the first chunk keeps ComfyUI busy until it is cancelled, so the second stays queued.
             busy = pool.submit(first.synthesize, SynthesisInput("Speaker 1: Busy.", job_id="a"))
-            wait_until(lambda: fake_comfy.running is not None, 5, "the first chunk to run")
+            wait_until(lambda: fake_comfy.running is not None, 30, "the first chunk to run")
             waiting = pool.submit(second.synthesize, SynthesisInput("Speaker 1: Waiting.", job_id="b"))
-            wait_until(lambda: fake_comfy.pending, 5, "the second chunk to queue")
+            wait_until(lambda: fake_comfy.pending, 30, "the second chunk to queue")
             second.cancel("b")
             with pytest.raises(JobCancelled):
-                waiting.result(5)
+                waiting.result(30)
             assert fake_comfy.pending == []
             first.cancel("a")
             with pytest.raises(JobCancelled):
-                busy.result(5)
+                busy.result(30)
     finally:
         first.close()
         second.close()
 
 
-@pytest.mark.fake_comfy(synth_seconds=2.0)
+@pytest.mark.fake_comfy(hold=True)
 def test_restart_mid_chunk_is_retryable_and_the_retry_succeeds(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: Interrupted by a restart.", job_id="r"))
-        wait_until(lambda: fake_comfy.running is not None, 5, "the chunk to run")
+        wait_until(lambda: fake_comfy.running is not None, 30, "the chunk to run")  # held: still running
         fake_comfy.restart(down_seconds=0.2)
         with pytest.raises(EngineUnavailable) as info:
-            future.result(10)
+            future.result(30)
     assert info.value.retryable
-    fake_comfy.configure(synth_seconds=0.0)
+    fake_comfy.configure(hold=False)
     assert engine.synthesize(SynthesisInput("Speaker 1: Interrupted by a restart.", job_id="r")).duration > 1
 
 

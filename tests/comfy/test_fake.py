@@ -18,6 +18,7 @@ from narrator.comfy.client import ComfyClient, Deadline
 from narrator.comfy.messages import Outcome
 from tests.fakes.comfyui import FakeComfy
 from tests.support.comfy import ROOT, TRACES, FakeProcess, load_trace
+from tests.support.procs import wait_until
 
 QUIET = {"status", "progress_state", "progress"}
 
@@ -191,6 +192,47 @@ def test_control_api(fake_comfy: FakeComfy) -> None:
     assert stats["prompts_executed"] == 0 and stats["restarts"] == 0
 
 
+def test_hold_keeps_a_prompt_running_until_released_or_interrupted(fake_comfy: FakeComfy) -> None:
+    fake_comfy.configure(hold=True)
+    client = ComfyClient(fake_comfy.url)
+    try:
+        held = client.queue_prompt(_vibevoice_prompt("Speaker 1: Held until released."), Deadline(10))
+        wait_until(lambda: fake_comfy.running is not None, 30, "the prompt to run")
+        time.sleep(0.5)  # not synchronisation: a span in which a prompt that is not held ends
+        assert fake_comfy.running is not None and fake_comfy.stats.prompts_executed == 0
+        httpx.post(f"{fake_comfy.url}/_fake/config", json={"hold": False}, timeout=5).raise_for_status()
+        assert client.wait(held, Deadline(30)).outcome is Outcome.SUCCESS
+        fake_comfy.configure(hold=True)
+        interrupted = client.queue_prompt(_vibevoice_prompt("Speaker 1: Held until interrupted."), Deadline(10))
+        wait_until(lambda: fake_comfy.running is not None, 30, "the prompt to run")
+        client.interrupt(interrupted)
+        assert client.wait(interrupted, Deadline(30)).outcome is Outcome.INTERRUPTED
+    finally:
+        fake_comfy.configure(hold=False)
+        client.close()
+
+
+def test_hold_until_queued_ends_a_prompt_once_another_waits(fake_comfy: FakeComfy) -> None:
+    fake_comfy.configure(hold_until_queued=True)
+    client = ComfyClient(fake_comfy.url)
+    try:
+        first = client.queue_prompt(_vibevoice_prompt("Speaker 1: First in line."), Deadline(10))
+        wait_until(lambda: fake_comfy.running is not None, 30, "the first prompt to run")
+        time.sleep(0.5)  # not synchronisation: a span in which a prompt that is not held ends
+        assert fake_comfy.stats.prompts_executed == 0
+        second = client.queue_prompt(_vibevoice_prompt("Speaker 1: Second in line."), Deadline(10))
+        assert client.wait(first, Deadline(30)).outcome is Outcome.SUCCESS
+        wait_until(lambda: fake_comfy.running is not None and fake_comfy.running.prompt_id == second, 30,
+                   "the second prompt to run")
+        time.sleep(0.5)  # as above
+        assert fake_comfy.stats.prompts_executed == 1  # nothing behind it: held
+        fake_comfy.configure(hold_until_queued=False)
+        assert client.wait(second, Deadline(30)).outcome is Outcome.SUCCESS
+    finally:
+        fake_comfy.configure(hold_until_queued=False)
+        client.close()
+
+
 def test_fakes_as_processes(fake_comfy_process: FakeProcess,
                             fake_comfy_processes: Callable[..., list[FakeProcess]]) -> None:
     more = fake_comfy_processes(1, synth_seconds=0.1)
@@ -259,8 +301,10 @@ def test_dropped_node_is_unknown_to_the_server(fake_comfy: FakeComfy) -> None:
     assert answer.json()["error"]["message"] == "Cannot execute because node VibeVoiceTTS does not exist."
 
 
-def _vibevoice_prompt() -> dict[str, Any]:
+def _vibevoice_prompt(text: str | None = None) -> dict[str, Any]:
     wf = json.loads((ROOT / "workflows" / "vibevoice-1.5b.json").read_text())
     for n in "1234":
         wf[n]["inputs"]["audio"] = "test_tone.wav"
+    if text is not None:
+        wf["5"]["inputs"]["text"] = text
     return dict(wf)

@@ -37,7 +37,6 @@ def _reset_moto(moto_server: MotoServer) -> None:
     httpx.post(f"{moto_server.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
 
 
-@pytest.mark.usefixtures("fresh_broker_connections")
 def test_ten_chunk_job_through_sqs(sqs_settings: Settings, worker_pool: WorkerPool, moto_server: MotoServer) -> None:
     env = dict(DUMMY_CREDENTIALS)
     gpu_port = free_port()

@@ -4,8 +4,8 @@ recordings in ``shared/comfy`` (PROTOCOL.md, object_info.json, traces/).
 It validates prompts the way ComfyUI does (same error types and shapes), runs them
 one at a time from a queue, caches an identical re-run, and "executes" VibeVoice
 nodes with a synthetic voice (``comfy_nodes``). Tests steer it, in process or over
-``POST /_fake/config``, to be slow, fail a node, drop or silence the websocket,
-stop answering, or restart and lose its history; or to lack a node pack
+``POST /_fake/config``, to be slow, hold prompts until released (``hold``), fail a node,
+drop or silence the websocket, stop answering, or restart and lose its history; or to lack a node pack
 (``drop_nodes``), weight files (``drop_files``, ``model_files`` for ``GET /models/{folder}``),
 a GPU (``gpu=False``), or to run another version of a node (``input_overrides``).
 ``/system_stats`` shows a GPU whose VRAM in use grows while a VibeVoice model is loaded.
@@ -78,6 +78,12 @@ class FakeConfig:
     """After a ``ws_drop``, refuse new websocket connections."""
     hang: bool = False
     """Stop answering: HTTP requests wait forever, websockets fall silent."""
+    hold: bool = False
+    """Keep every prompt in its VibeVoice node (after ``synth_seconds``) until set back to False or the
+    prompt is interrupted: a test decides when a chunk ends, instead of racing a clock. Kept over restarts."""
+    hold_until_queued: bool = False
+    """Keep each prompt in its VibeVoice node (like ``hold``) until another prompt waits in the queue: a client
+    that keeps the queue fed goes on at any speed, one that does not stalls. Set it back to False for the last."""
     enemyx_models: list[str] | None = None
     """None: no Enemyx pack, as on the pinned image. A list: the Enemyx pack is installed with these
     model folders, as on the server the first traces were recorded from (they use its nodes)."""
@@ -743,6 +749,9 @@ class FakeComfy:
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._interrupt.wait(), remaining)
+            while (cfg.hold or (cfg.hold_until_queued and not self.pending)) and not self._interrupt.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._interrupt.wait(), 0.02)
             if self._interrupt.is_set():
                 raise _Interrupted
             steps = int(inputs.get("inference_steps", inputs.get("diffusion_steps", 10)))

@@ -10,6 +10,7 @@ of requests) and the kinds of fault take turns; the proxy counts what it did.
         settings = settings.with_(s3_endpoint_url=proxy.url)
         ...
         proxy.configure(rate=1.0)
+        proxy.fail_from("GET", "/manifest.json")  # all fail from the first read of a manifest on
         proxy.stats()  # {"requests": ..., "forwarded": ..., "faults": {"500": ...}, ...}
 
 Run as a process with ``python -m tests.fakes.s3_faults --upstream URL --rate 0.2``.
@@ -74,6 +75,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self._lock = threading.Lock()
         self._stats = FaultStats()
+        self._trip: tuple[str, str] | None = None
         self.configure(rate=rate, kinds=kinds, seed=seed)
         self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
@@ -102,6 +104,13 @@ class FaultProxy:
             if seed is not None:
                 self._random = random.Random(seed)
 
+    def fail_from(self, method: str, path_suffix: str) -> None:
+        """From the first ``method`` request whose path ends with ``path_suffix`` (that one included), fail
+        every request, with the stats started afresh: storage dies at a chosen step of a job, not at
+        whatever moment a test happens to notice that step."""
+        with self._lock:
+            self._trip = (method.upper(), path_suffix)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return self._stats.to_json()
@@ -113,6 +122,10 @@ class FaultProxy:
     def decide(self, method: str, path: str) -> str | None:
         """Count the request; the fault to answer it with, or None to forward it."""
         with self._lock:
+            if self._trip is not None and method == self._trip[0] and path.split("?")[0].endswith(self._trip[1]):
+                self._trip = None
+                self.rate = 1.0
+                self._stats = FaultStats()
             self._stats.requests += 1
             self._stats.by_method[method] += 1
             if self._random.random() < self.rate:

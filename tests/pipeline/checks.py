@@ -8,6 +8,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from narrator.job.store import JobStore
 from narrator.storage import ObjectStore
 
 
@@ -22,8 +23,9 @@ def chunk_starts(store: ObjectStore, job_id: str, n: int, output: np.ndarray, ra
     width = rate // 2
     starts: list[int] = []
     earliest = 0
+    job = JobStore(store, job_id)
     for i in range(n):
-        chunk, chunk_rate = sf.read(io.BytesIO(store.get_bytes(f"jobs/{job_id}/chunks/{i:05d}.flac")), dtype="float32")
+        chunk, chunk_rate = sf.read(io.BytesIO(store.get_bytes(job.chunk_key(i))), dtype="float32")
         assert chunk_rate == rate and len(chunk) > 2 * width
         window = output[earliest : earliest + len(chunk) + 3 * rate]
         found = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 import soundfile as sf
@@ -56,8 +55,7 @@ def test_job_through_redis_and_workers(broker_settings: Settings, worker_pool: W
     assert abs(len(samples) / rate - result.duration_seconds) < 0.05
     # The chunks, in order, are what the output is made of: each chunk's audio is found
     # in the output after the previous one's.
-    manifest = json.loads(store.get_bytes(f"jobs/{handle.id}/manifest.json"))
-    manifest_texts = [c["text"] for c in manifest["chunks"]]
+    manifest_texts = [c.text for c in handle.job_store.manifest().chunks]
     expected = in_process_seconds(broker_settings, manifest_texts)
     assert abs(result.duration_seconds - expected) / expected < 0.25, (result.duration_seconds, expected)
     assert_chunks_in_order(store, handle.id, result.chunks, samples, rate)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 from collections import Counter
 from typing import Any
 
@@ -15,7 +14,7 @@ from narrator import jobs
 from narrator.settings import Settings
 from narrator.storage import open_store
 from tests.pipeline.checks import assert_chunks_in_order
-from tests.support.procs import WorkerPool
+from tests.support.procs import WorkerPool, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +58,7 @@ def test_thirty_chunks_on_three_gpu_workers(
     texts = posted_texts(fakes)
     assert sum(texts.values()) == 30, texts
     assert all(count == 1 for count in texts.values()), "a chunk was synthesized twice"
-    manifest = json.loads(open_store(broker_settings).get_bytes(f"jobs/{handle.id}/manifest.json"))
-    assert set(texts) == {c["text"] for c in manifest["chunks"]}
+    assert set(texts) == {c.text for c in handle.job_store.manifest().chunks}
     # Every fake did some of the work: the chunks really fanned out.
     assert all(fake.stats()["prompts_executed"] > 0 for fake in fakes)
 
@@ -88,20 +86,31 @@ def test_gpu_worker_warms_up_before_taking_tasks(
     assert ["lamp" in node["inputs"]["text"] for node in tts] == [False, False, True], "a chunk ran before a warm-up"
 
 
+def job_texts(fake: Any) -> dict[str, int]:
+    """The job's chunk texts (not the warm-ups') the fake was asked for, and how often."""
+    return {t: count for t, count in posted_texts([fake]).items() if t.startswith("Speaker 1: Part")}
+
+
 def test_two_slots_keep_the_next_prompt_queued_on_one_gpu(
     broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
 ) -> None:
     """``--concurrency 2`` on a GPU worker: ComfyUI runs one prompt at a time, the other slot's waits in its queue."""
-    (fake,) = fake_comfy_processes(1, synth_seconds=0.3)
+    (fake,) = fake_comfy_processes(1)
     settings = broker_settings.with_(comfy_url=fake.url, warmup_models=("vibevoice-large",))
     worker_pool.start(settings, queues="narrator.gpu", concurrency=2, name="gpu")
     worker_pool.start(broker_settings, queues="narrator.cpu", name="cpu")
+    # Each prompt now runs until another waits behind it in ComfyUI's queue: with the other slot keeping
+    # the queue fed the job goes on at any machine's speed; without, it would stall (and fail).
+    fake.configure(hold_until_queued=True)
     handle = jobs.submit({"text": thirty_paragraphs(), "model": "vibevoice-large"}, broker_settings)
+    staged = wait_until(lambda: handle.progress().chunks_total, 60, "the job to be staged")
+    wait_until(lambda: len(job_texts(fake)) >= staged, 120, "every chunk's prompt to reach ComfyUI")
+    fake.configure(hold_until_queued=False)  # the last prompt has none behind it
     result = handle.wait(timeout=120)
 
     n = result.chunks
     assert n >= 6
-    texts = {t: count for t, count in posted_texts([fake]).items() if t.startswith("Speaker 1: Part")}
+    texts = job_texts(fake)
     assert len(texts) == n and all(count == 1 for count in texts.values()), "a chunk was synthesized twice"
     stats = fake.stats()
     runs = sorted(

@@ -33,6 +33,7 @@ def test_rerun_reuses_finished_chunks(
 
     handle = jobs.submit(REQUEST, broker_settings)
     wait_until(lambda: handle.progress().chunks_done >= 3, 60, "three chunks to finish")
+    first.configure(hold=True)  # the chunk on ComfyUI now stays there: the job cannot end before the kill
     gpu.kill(signal.SIGKILL)  # the job stops half way: no GPU worker left...
     # ...and its remaining chunk tasks are dropped, so only the re-run can finish the work.
     redis.Redis.from_url(broker_settings.broker_url).delete("narrator.gpu", "unacked", "unacked_index")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import soundfile as sf
 
 from narrator.errors import NarratorError
+from narrator.job.store import JobStore
 from narrator.jobs import JobHandle
 from narrator.result import JobResult
 from narrator.settings import PROJECT_WORKFLOWS, Settings
@@ -129,8 +129,7 @@ def wait_mid_chunk(fake: FakeProcess, after: int, timeout: float = 60) -> str:
 
 
 def manifest_texts(settings: Settings, job_id: str) -> list[str]:
-    manifest = json.loads(open_store(settings).get_bytes(f"jobs/{job_id}/manifest.json"))
-    return [c["text"] for c in manifest["chunks"]]
+    return [c.text for c in JobStore(open_store(settings), job_id).manifest().chunks]
 
 
 def assert_complete_in_order(settings: Settings, handle: JobHandle, result: JobResult, n: int) -> None:
@@ -138,9 +137,8 @@ def assert_complete_in_order(settings: Settings, handle: JobHandle, result: JobR
     store = open_store(settings)
     assert result.success and result.chunks == n, result
     assert len(manifest_texts(settings, handle.id)) == n
-    done = store.list(f"jobs/{handle.id}/done/")
-    indexes = sorted(int(key.rsplit("/", 1)[-1].split("-")[0]) for key in done)
-    assert sorted(set(indexes)) == list(range(n)), indexes
+    done = handle.job_store.done()
+    assert sorted(done) == list(range(n)), sorted(done)
     samples, rate = sf.read(io.BytesIO(store.get_bytes(result.output_key)), dtype="float32")
     assert rate == 24000
     assert_chunks_in_order(store, handle.id, n, samples, rate)

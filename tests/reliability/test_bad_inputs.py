@@ -10,7 +10,6 @@ storage keys, ComfyUI uploads or file paths are generated, whatever the request 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from celery import Celery
 
 from narrator import jobs, runpod_handler
 from narrator.errors import InvalidRequest
+from narrator.job.store import JobStore
+from narrator.result import JobState
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
 from tests.fakes.comfyui import FakeComfy
@@ -164,12 +165,12 @@ def test_foreign_producer_job_fails_naming_the_field(
     assert result.state == "FAILURE", corpus_worker.logs()[-3000:]
     assert str(result.result).startswith(f"{case.field}: "), result.result
     # The failure is recorded where every waiter looks; nothing else is written.
-    job_id = result.id.replace("-", "")
+    job = JobStore(corpus_env.store, result.id.replace("-", ""))
     written = set(corpus_env.store.list("")) - before
-    assert written == {f"jobs/{job_id}/error.json"}, written
-    error = json.loads(corpus_env.store.get_bytes(f"jobs/{job_id}/error.json"))
-    assert error["error"].startswith(f"{case.field}: ")
-    assert jobs.get(job_id, corpus_env.settings).progress().state == "FAILURE"
+    assert written == {job.error_key}, written
+    error = job.error()
+    assert error is not None and error.error.startswith(f"{case.field}: ")
+    assert jobs.get(job.job_id, corpus_env.settings).progress().state is JobState.FAILURE
 
 
 def test_foreign_task_id_cannot_name_a_storage_path(

@@ -10,7 +10,7 @@ import pytest
 
 from narrator import jobs
 from narrator.errors import JobFailed
-from narrator.tasks import app
+from narrator.tasks import configure
 from narrator.tasks.pipeline import chunk_id
 from tests.reliability.chaos_support import (
     Cluster,
@@ -26,13 +26,14 @@ from tests.reliability.chaos_support import (
     wait_for,
     wait_mid_chunk,
 )
+from tests.support.comfy import FakeProcess
 from tests.support.procs import RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 COMFY_TIMEOUT = 4
 MAX_RETRIES = 3
-CALM = {"hang": False, "ws_silent": False, "ws_drop": 0, "fail_node": None, "fail_marker": None,
+CALM = {"hang": False, "hold": False, "ws_silent": False, "ws_drop": 0, "fail_node": None, "fail_marker": None,
         "synth_seconds": 1.0}
 
 
@@ -55,11 +56,19 @@ def chaos(comfy_cluster: Cluster) -> Iterator[Cluster]:
         fake.configure(**CALM)
 
 
-def retrying_chunk(job_id: str, n: int) -> int | None:
+def retrying_chunk(chaos: Cluster, job_id: str, n: int) -> int | None:
+    app = configure(chaos.settings)
     for index in range(n):
         if app.AsyncResult(chunk_id(job_id, index)).state == "RETRY":
             return index
     return None
+
+
+def restarted(fake: FakeProcess) -> bool:
+    try:
+        return bool(stat(fake, "restarts") == 1)
+    except httpx.TransportError:
+        return False  # still down
 
 
 def test_hung_comfyui_chunk_is_retried(chaos: Cluster) -> None:
@@ -69,23 +78,27 @@ def test_hung_comfyui_chunk_is_retried(chaos: Cluster) -> None:
     wait_mid_chunk(fake, after=before)
     fake.configure(hang=True)
     # The worker gives up on the silent server at its deadline and schedules a retry.
-    index = wait_until(lambda: retrying_chunk(handle.id, 8), 3 * COMFY_TIMEOUT + 10, "a chunk to be retried")
+    index = wait_until(lambda: retrying_chunk(chaos, handle.id, 8), 3 * COMFY_TIMEOUT + 10, "a chunk to be retried")
     fake.configure(hang=False)
 
     result = wait_for(handle, 60, chaos.pool)
 
     # (The retried chunk may have been posted once: a POST that hung never reached the handler.)
-    assert isinstance(index, int) and app.AsyncResult(chunk_id(handle.id, index)).state == "SUCCESS"
+    assert isinstance(index, int)
+    assert configure(chaos.settings).AsyncResult(chunk_id(handle.id, index)).state == "SUCCESS"
     assert_complete_in_order(chaos.settings, handle, result, 8)
 
 
 def test_restarted_comfyui_loses_the_prompt_and_the_chunk_runs_again(chaos: Cluster) -> None:
     fake = chaos.fakes[0]
     before = posted(fake)
+    fake.configure(hold=True)  # its first chunk of the job is still running when the restart comes
     handle = jobs.submit(request(paragraphs(8, "restart")), chaos.settings)
     lost = wait_mid_chunk(fake, after=before)
     # Connections refused for a second, then back with no history and an empty queue.
     httpx.post(f"{fake.url}/_fake/restart", json={"down_seconds": 1.0}, timeout=5).raise_for_status()
+    wait_until(lambda: restarted(fake), 30, "the fake ComfyUI to come back")
+    fake.configure(hold=False)  # the chunk posted again (maybe already, and held) runs to the end
 
     result = wait_for(handle, 60, chaos.pool)
 

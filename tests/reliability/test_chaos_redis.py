@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from narrator import jobs, runpod_handler
-from narrator.job import jobdata
+from narrator.job.store import JobStore
+from narrator.result import JobState
 from narrator.settings import Settings
 from narrator.storage import ObjectStore, open_store
 from tests.reliability.chaos_support import (
@@ -60,7 +61,7 @@ def settings_for(server: RedisServer, folder: Path) -> Settings:
 
 
 def chunks_done(store: ObjectStore, job_id: str) -> int:
-    return len(jobdata.read_done(store, job_id))
+    return len(JobStore(store, job_id).done())
 
 
 def test_job_survives_a_redis_restart_with_aof(aof_redis: RedisServer, tmp_path: Path) -> None:
@@ -69,8 +70,11 @@ def test_job_survives_a_redis_restart_with_aof(aof_redis: RedisServer, tmp_path:
         handle = jobs.submit(request(paragraphs(CHUNKS, "aof")), settings)
         store = open_store(settings)
         wait_until(lambda: chunks_done(store, handle.id) >= 3, 60, "three chunks to finish")
+        (fake,) = running.fakes
+        fake.configure(hold=True)  # the chunk on ComfyUI waits for the restart: the job is certainly mid-way
         aof_redis.restart()  # SIGTERM: Redis writes its append-only file out, then comes back from it
         assert chunks_done(store, handle.id) < CHUNKS, "the job finished before Redis restarted"
+        fake.configure(hold=False)
 
         result = wait_for(handle, 90, running.pool)
 
@@ -125,17 +129,21 @@ def handler_configured(settings: Settings) -> Iterator[None]:
 
 
 def run_volatile(volatile_redis: RedisServer, settings: Settings, store: ObjectStore, tmp_path: Path) -> None:
-    with cluster(settings, tmp_path, gpu=1, cpu=1, synth_seconds=0.5), ThreadPoolExecutor(1) as pool:
+    with cluster(settings, tmp_path, gpu=1, cpu=1, synth_seconds=0.5) as running, ThreadPoolExecutor(1) as pool:
         # The CLI's job first; the handler's queues behind it (chunks run in order): both are mid-job.
         cli_started = time.monotonic()
         cli = start_cli(settings, paragraphs(CHUNKS, "cli"), tmp_path / "cli.log")
         cli_job = str(wait_until(lambda: one(job_ids(store)), 30, "the CLI's job to start"))
         wait_until(lambda: chunks_done(store, cli_job) >= 1, 60, "a chunk of the CLI's job to finish")
+        (fake,) = running.fakes
+        fake.configure(hold=True)  # no chunk ends until Redis has restarted: both jobs stay mid-way
         handler = pool.submit(run_handler, settings, paragraphs(CHUNKS, "handler"))
         handler_job = str(wait_until(lambda: one(job_ids(store) - {cli_job}), 30, "the handler's job to start"))
-        wait_until(lambda: store.exists(jobdata.manifest_key(handler_job)), 30, "the handler's job to be staged")
+        staged = JobStore(store, handler_job)
+        wait_until(lambda: staged.state() is not JobState.PENDING, 30, "the handler's job to be staged")
         volatile_redis.restart()  # no AOF, no RDB: queues, unacked messages, chord counters and results are gone
         assert chunks_done(store, cli_job) < CHUNKS and chunks_done(store, handler_job) < CHUNKS
+        fake.configure(hold=False)  # the chunk that was running ends; nothing follows it
 
         out, handler_seconds = handler.result(DEADLINE + 30)
         cli.wait(DEADLINE + 30)
@@ -145,8 +153,7 @@ def run_volatile(volatile_redis: RedisServer, settings: Settings, store: ObjectS
     print(f"handler after {handler_seconds:.1f} s: {out}\nCLI (exit {cli.returncode}) after {cli_seconds:.1f} s: "
           f"{cli_output[-500:]}")
     # Both see the job vanish from the backend and stop moving: each names its job as lost,
-    # before its deadline.
+    # before its deadline (at the deadline each would say it did not finish within it instead;
+    # their wall-clock times are printed, not bounded: process start-up on a loaded machine varies).
     assert set(out) == {"error"} and f"job {handler_job} was lost" in out["error"], out
-    assert handler_seconds < DEADLINE
     assert cli.returncode == 1 and f"narrator: job {cli_job} was lost" in cli_output, cli_output
-    assert cli_seconds < DEADLINE + 3  # + the CLI process's own start

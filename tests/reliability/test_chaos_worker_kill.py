@@ -46,6 +46,8 @@ def test_job_survives_three_gpu_worker_kills(
     broker_settings: Settings, worker_pool: WorkerPool, fake_comfy_processes: Any
 ) -> None:
     victim_fake, steady_fake = fake_comfy_processes(2, synth_seconds=1.0)
+    # The victim's ComfyUI holds every prompt: each kill certainly lands in the middle of a chunk.
+    victim_fake.configure(hold=True)
 
     def gpu_worker(fake: FakeProcess, name: str) -> Worker:
         return worker_pool.start(broker_settings.with_(comfy_url=fake.url), "narrator.gpu", 1, LIMITS, name)
@@ -67,6 +69,7 @@ def test_job_survives_three_gpu_worker_kills(
         victim = gpu_worker(victim_fake, "gpu-victim")
         assert "requeued messages a previous run of this worker left" in victim.logs()
     last_kill = time.monotonic()
+    victim_fake.configure(hold=False)  # the dead lives' prompts end unheard, then the new life's runs
 
     result = wait_for(handle, VISIBILITY_TIMEOUT - 60, worker_pool)
 

@@ -26,7 +26,7 @@ from tests.fakes.s3_faults import FaultProxy
 from tests.pipeline.checks import chunk_starts
 from tests.reliability.conftest import Workers
 from tests.support.moto import MotoServer
-from tests.support.procs import RedisServer, wait_until
+from tests.support.procs import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -122,14 +122,15 @@ def test_twenty_percent_of_requests_failing(faulty_s3: FaultyS3) -> None:
 def test_every_request_failing_fails_the_job_cleanly(faulty_s3: FaultyS3) -> None:
     """Storage dies once the job is staged: the job fails, and nothing half-done is published."""
     proxy, store = faulty_s3.proxy, faulty_s3.store
-    handle = jobs.submit({"text": TEXT, "output": {"format": "wav"}}, faulty_s3.settings)
-    wait_until(lambda: store.exists(f"jobs/{handle.id}/manifest.json"), 30, "the job to be staged")
-    proxy.configure(rate=1.0)
-    proxy.reset_stats()
+    # Every request fails from the first read of the manifest on, the step after staging: the job
+    # is certainly mid-way (not done already) when storage dies, whatever the machine's speed.
+    proxy.fail_from("GET", "/manifest.json")
     started = time.monotonic()
+    handle = jobs.submit({"text": TEXT, "output": {"format": "wav"}}, faulty_s3.settings)
     with pytest.raises(JobFailed) as failed:
         handle.wait(timeout=FAILURE_BOUND)
     took = time.monotonic() - started
+    assert store.exists(f"jobs/{handle.id}/manifest.json"), "storage died before the job was staged"
 
     message = str(failed.value)
     assert "S3 answered" in message and f"jobs/{handle.id}/" in message, message

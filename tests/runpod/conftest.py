@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -56,6 +57,19 @@ def small_workflows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     small = f"max_chunk_chars = {SMALL_CHUNKS}"
     lines = [small if ln.startswith("max_chunk_chars") else ln for ln in text.splitlines()]
     (folder / "local.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def comfy_workflows(tmp_path_factory: pytest.TempPathFactory, small_workflows: Path) -> Path:
+    """The shipped models with the small-chunk ``local``: jobs on ``vibevoice-large`` go to ComfyUI.
+
+    A test that needs a job to be still running at some moment (a time-out, a stop) sends it to
+    ``vibevoice-large`` on a fake ComfyUI told to ``hold`` its prompts: no clock decides when it ends.
+    """
+    folder = tmp_path_factory.mktemp("comfy-workflows") / "workflows"
+    shutil.copytree(PROJECT_WORKFLOWS, folder)
+    shutil.copy(small_workflows / "local.toml", folder / "local.toml")
     return folder
 
 

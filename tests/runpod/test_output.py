@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
 
 from narrator.errors import InvalidRequest
 from narrator.result import JobResult, Metrics, Progress
-from narrator.runpod.chunks import ChunkCursor, done_chunks
-from narrator.runpod.output import (
-    MAX_ERROR_CHARS,
-    error_output,
-    inline_audio,
-    progress_output,
-    scrub,
-    split_input,
-    success_output,
-    wants_inline,
-)
+from narrator.runpod.chunks import ChunkCursor
+from narrator.runpod.output import MAX_ERROR_CHARS, error_output, progress_output, scrub, split_input, success_output
 
 SEED_FIELDS = {"success", "audio_b64", "duration_seconds", "seed_used", "reference_used", "text_length", "metrics"}
 NEW_FIELDS = {"job_id", "audio_url", "format", "sample_rate", "chunks", "captions_url"}
@@ -50,27 +40,6 @@ def test_split_input_refuses_what_is_not_an_input(raw: Any, field: str) -> None:
     assert err.value.field == field
 
 
-@pytest.mark.parametrize(("flag", "inline"), [(None, True), (True, True), (False, False)])
-def test_audio_b64_flag(flag: bool | None, inline: bool) -> None:
-    assert wants_inline(flag) is inline
-
-
-@pytest.mark.parametrize(
-    ("size", "cap", "inlined"),
-    [(0, 10, True), (10, 10, True), (11, 10, False), (3 * 1024 * 1024, 10 * 1024 * 1024, True)],
-)
-def test_inline_audio_respects_the_cap(size: int, cap: int, inlined: bool) -> None:
-    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    encoded = inline_audio(data, cap)
-    assert (encoded is not None) is inlined
-    if encoded is not None:
-        assert base64.b64decode(encoded) == data
-
-
-def test_inline_audio_without_audio() -> None:
-    assert inline_audio(None, 100) is None
-
-
 def _result() -> JobResult:
     return JobResult(
         duration_seconds=1.5, seed_used=42, reference_used=False, text_length=12,
@@ -81,7 +50,7 @@ def _result() -> JobResult:
 
 
 def test_success_output_has_the_seed_fields_and_the_new_ones() -> None:
-    out = success_output(_result(), "UklGRg==", handler_seconds=0.8123)
+    out = success_output(_result().model_copy(update={"audio_b64": "UklGRg=="}), handler_seconds=0.8123)
     assert SEED_FIELDS | NEW_FIELDS <= set(out)
     assert out["success"] is True and out["audio_b64"] == "UklGRg=="
     assert out["metrics"]["execution_time"] == 0.7 and out["metrics"]["model"] == "local"
@@ -89,7 +58,7 @@ def test_success_output_has_the_seed_fields_and_the_new_ones() -> None:
 
 
 def test_success_output_without_inline_audio_keeps_the_url() -> None:
-    out = success_output(_result(), None, handler_seconds=0.1)
+    out = success_output(_result(), handler_seconds=0.1)
     assert out["audio_b64"] is None
     assert out["audio_url"].startswith("https://")
 
@@ -119,12 +88,6 @@ def test_progress_output() -> None:
     assert progress_output(progress) == {
         "job_id": "b" * 32, "state": "SYNTHESIZING", "chunks_done": 2, "chunks_total": 5, "audio_seconds": 3.142,
     }
-
-
-def test_done_chunks_reads_the_markers() -> None:
-    prefix = f"jobs/{'c' * 32}/done/"
-    keys = [prefix + "00000-1500-s", prefix + "00002-250-c", prefix + "00002-250-s", prefix + ".tmp-x", "junk"]
-    assert done_chunks(keys) == {0: 1.5, 2: 0.25}
 
 
 @pytest.mark.parametrize(
