@@ -145,7 +145,10 @@ class JobHandle:
             return
         state = str(meta.get("status", "PENDING"))
         if state == "FAILURE":
-            raise JobFailed(f"job {self.id} failed: {meta.get('result')}")
+            # A task records its own error in storage before Celery fails it (tasks/pipeline.py), so
+            # prefer that to the backend's view, which a chord words as "Dependency ... raised ...".
+            error = self.job_store.error()
+            raise JobFailed(f"job {self.id} failed: {error.error if error else meta.get('result')}")
         self._liveness.saw_state(state, now)
         if self._liveness.lost(now):
             raise JobFailed(

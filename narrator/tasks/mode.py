@@ -103,7 +103,7 @@ class InProcess:
                         log.exception("job crashed", extra={"job_id": handle.id})
                     handle._thread_error = exc
                     # Another process (``narrator status``) sees the failure in storage, as from a worker.
-                    record_failure(handle.id, exc, "in-process", handle.id, level=logging.INFO)
+                    record_failure(handle.id, exc, "in-process", handle.id)
 
         handle._thread = threading.Thread(target=run, name=f"narrator-job-{handle.id[:8]}", daemon=True)
         handle._thread.start()

@@ -63,9 +63,12 @@ class JobTask(Task[_P, _R]):
             return super().__call__(*args, **kwargs)
         except NarratorError as exc:
             retry = _retry_or_fail(self, exc)
-            if retry is None:
-                raise
-            raise retry from exc
+            if retry is not None:
+                raise retry from exc
+            # Before Celery marks this task failed, and a chord passes it on as "Dependency ...
+            # raised ...": a waiter that sees the job fail reads this task's own error.
+            self.on_failure(exc, self.request.id or "", args, kwargs, None)
+            raise
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         job_id = job_id_of(self.name, task_id, args, kwargs)
@@ -85,16 +88,15 @@ def _retry_or_fail(task: Task[..., Any], exc: NarratorError) -> BaseException | 
     return task.retry(exc=exc, countdown=delay, max_retries=policy.max_retries, throw=False)
 
 
-def record_failure(
-    job_id: str, exc: BaseException, task_name: str, root_id: str, level: int = logging.ERROR
-) -> None:
+def record_failure(job_id: str, exc: BaseException, task_name: str, root_id: str) -> None:
     """Record the job's failure, whichever task failed: the one place a failure is written.
 
     The job's error record (storage) is what every waiter reads; the first failure
-    stands, and what follows from it (a chord's error) records nothing. The job id's
-    Celery result is failed with it, as PROGRESS mirrors progress, for producers that
-    only speak Celery: without it a waiter on AsyncResult(job_id) hangs. ``level``: an
-    in-process job's caller reports the error itself, so it is logged lower there.
+    stands, and what follows from it (a chord's error, Celery's own on_failure after
+    the task's) records nothing. The job id's Celery result is failed with it, as
+    PROGRESS mirrors progress, for producers that only speak Celery: without it a
+    waiter on AsyncResult(job_id) hangs. In-process the caller reports the error
+    itself, so it is logged lower there.
     """
     message = str(exc) if isinstance(exc, NarratorError) else f"{type(exc).__name__}: {exc}"
     try:
@@ -104,8 +106,10 @@ def record_failure(
         first = True  # storage failed: the result backend is then the only record
     if not first:
         return
-    if (backend := current().mode.backend) is not None:
+    backend = current().mode.backend
+    if backend is not None:
         backend.mark_as_failure(root_id, exc)
+    level = logging.ERROR if backend is not None else logging.INFO
     log.log(level, "job failed", extra={"job_id": job_id, "task": task_name, "error": message})
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,25 @@ def test_submit_wait_through_workers_says_comfyui_is_unreachable(
     lines = messages(done.stderr)
     assert len(lines) == 1 and expected_line(url).fullmatch(lines[0]), done.stderr + worker_pool.logs()
     assert "Traceback" not in done.stderr and "Retry in" not in done.stderr
+    # Why the line names the chunk's own error, whoever the waiter asked first: the chunk
+    # records it in storage before Celery fails the task (and the chord passes it on as
+    # "Dependency ... raised ..."): the error record is older than the task's failure.
+    from celery import Celery
+
+    from narrator.job.store import JobStore
+    from narrator.storage import open_store
+    from narrator.tasks.pipeline import chunk_id
+
+    found = re.search(r"job ([0-9a-f]{32}) failed", lines[0])
+    assert found
+    job_id = found.group(1)
+    error = JobStore(open_store(settings), job_id).error()
+    assert error is not None and error.error.startswith("chunk 0: ComfyUI at ")
+    probe = Celery("probe", broker=settings.broker_url, backend=settings.broker_url)
+    try:
+        meta = probe.backend.get_task_meta(chunk_id(job_id, 0))
+    finally:
+        probe.close()
+    assert meta["status"] == "FAILURE"
+    done_at = datetime.fromisoformat(str(meta["date_done"])).replace(tzinfo=UTC).timestamp()
+    assert error.at <= done_at, (error.at, meta["date_done"])
