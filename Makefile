@@ -28,12 +28,16 @@ setup: $(STAMP)
 speak: $(STAMP)
 	$(BIN)/narrator speak --file $(TEXT) -o $(OUT)
 
-## Programs the suite starts itself (redis-server, chromium); installed when missing.
+## Programs the suite starts itself (redis-server, chromium, busybox); installed when missing.
 services:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; }
+	@command -v busybox >/dev/null || { \
+	  echo "installing busybox (the storage image's shell runs deploy/seaweedfs/init.sh in a test)"; \
+	  (apt-get update -qq && apt-get install -y -qq busybox) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq busybox) >/dev/null; }
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium (the Flower test drives headless Chromium)"; \
 	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \

@@ -28,6 +28,7 @@ from narrator.job.store import JobStore
 from narrator.result import JobState
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
+from narrator.tasks.names import CPU_QUEUE, GPU_QUEUE, redis_list_keys
 from tests.reliability.chaos_support import Cluster, cluster, paragraphs, posted_texts, request
 from tests.support.procs import RedisServer, WorkerPool, free_port, wait_until
 
@@ -185,7 +186,8 @@ def broker_drained(settings: Settings) -> bool:
     """No message left in a queue, none taken and unacknowledged."""
     client = redis.Redis.from_url(settings.broker_url)
     try:
-        return not any((client.llen("narrator.cpu"), client.llen("narrator.gpu"), client.hlen("unacked")))
+        lists = redis_list_keys(CPU_QUEUE) + redis_list_keys(GPU_QUEUE)
+        return not any((*(client.llen(k) for k in lists), client.hlen("unacked")))
     finally:
         client.close()
 

@@ -14,6 +14,20 @@ An empty list bakes nothing (weights come from a mounted volume instead).
 The token, if any, comes from the ``HF_TOKEN`` environment variable (a build secret).
 Nothing is read from the Hugging Face cache: point ``HF_HOME`` at a scratch folder.
 
+At boot on a RunPod network volume (docker/start-runpod.sh) the same script keeps the
+models there: ``--dest /runpod-volume/narrator/models/tts/VibeVoice --link
+/comfyui/models/tts/VibeVoice``. A folder that is already complete is used as it is, with
+no request to the Hub; a partial one (a missing shard) is completed, fetching only what is
+missing; each ``<link>/<Name>`` becomes a symlink to ``<dest>/<Name>`` (a real folder there,
+baked into the image, is used as it is and nothing is fetched for it).
+
+Concurrent runs on one volume (several workers booting at once) never see or leave a
+half-written model folder: each run downloads into a private folder under
+``<dest>/.incoming`` and publishes it with one ``rename``; a partial folder is claimed
+the same way (renamed into the run's private folder) before it is completed. A run that
+finds the folder published by another when it is done discards its own copy. No lock is
+taken: network file systems do not all honour them.
+
 Runs standalone with only huggingface_hub installed. Exit status: 0 done, 1 a download
 or the check failed, 2 a bad ``--models``.
 """
@@ -25,6 +39,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +138,8 @@ def explain(exc: Exception, repo: str, token: str | None) -> str:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    secret = "pass a token with access as the build secret HF_TOKEN (--secret id=hf_token,env=HF_TOKEN)"
+    secret = ("pass a token with access as HF_TOKEN: the build secret HF_TOKEN (--secret id=hf_token,env=HF_TOKEN), "
+              "or on RunPod a secret in the template's environment")
     if isinstance(exc, GatedRepoError) or (status in (401, 403) and not isinstance(exc, RepositoryNotFoundError)):
         if status == 403:
             return (f"{repo} is gated and the HF_TOKEN given has no access to it (403): accept its conditions "
@@ -150,26 +166,107 @@ def _first_line(exc: BaseException) -> str:
     return next(iter(str(exc).splitlines()), "")
 
 
-def fetch(model: Model, dest: Path, token: str | None) -> Path:
+INCOMING = ".incoming"
+
+
+def ensure(model: Model, dest: Path, token: str | None, link: Path | None = None) -> Path:
+    """``<dest>/<Name>`` complete (fetched or completed only if it is not), and linked from ``link``."""
+    if link is not None and _baked(link / model.name):
+        print(f"{model.name}: in the image at {link / model.name}, nothing fetched", flush=True)
+        return link / model.name
+    folder = dest / model.name
+    if folder.is_dir() and not missing_files(model, folder):
+        print(f"{model.name}: complete in {folder}, nothing fetched", flush=True)
+    else:
+        _publish(model, folder, _fetched(model, folder, token))
+    if link is not None:
+        _link(link / model.name, folder)
+    return folder
+
+
+def _fetched(model: Model, folder: Path, token: str | None) -> Path:
+    """A private folder holding the complete model: ``folder``'s files claimed, the rest downloaded."""
+    work = folder.parent / INCOMING / f"{model.name}.{socket.gethostname()}.{os.getpid()}"
+    work.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Claim a partial folder (one rename: a concurrent run either gets it or finds it gone).
+        os.rename(folder, work)
+        print(f"{model.name}: {folder} lacks " + "; ".join(missing_files(model, work)) + ": completing it",
+              flush=True)
+    except FileNotFoundError:
+        work.mkdir()
+    try:
+        fetch(model, work, token, shown=folder)
+    except BaseException:
+        _give_back(work, folder)
+        raise
+    return work
+
+
+def _publish(model: Model, folder: Path, work: Path) -> None:
+    try:
+        os.rename(work, folder)
+    except OSError:
+        if not (folder.is_dir() and not missing_files(model, folder)):
+            raise
+        print(f"{model.name}: another run published {folder} first; this copy is discarded", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (folder.parent / INCOMING).rmdir()  # only if no other run is downloading
+
+
+def _give_back(work: Path, folder: Path) -> None:
+    """After a failure, leave what was downloaded where the next run completes it."""
+    try:
+        if not any(p.is_file() for p in work.rglob("*")):
+            raise OSError("nothing to give back")
+        os.rename(work, folder)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)  # another run published or claimed it meanwhile
+    with contextlib.suppress(OSError):
+        (folder.parent / INCOMING).rmdir()
+
+
+def _baked(path: Path) -> bool:
+    """A model folder that is part of the image (not a link this script made, not an empty placeholder)."""
+    return path.is_dir() and not path.is_symlink() and any(path.iterdir())
+
+
+def _link(path: Path, target: Path) -> None:
+    """``path`` -> ``target``, replaced in one step (a reader sees the old link or the new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    if path.is_dir() and not path.is_symlink():
+        path.rmdir()  # an empty placeholder
+    os.replace(tmp, path)
+    print(f"{path.name}: {path} -> {target}", flush=True)
+
+
+def fetch(model: Model, folder: Path, token: str | None, shown: Path | None = None) -> Path:
+    """Download ``model`` into ``folder`` (files already there and current are kept) and check it.
+
+    ``shown``: the folder to name in messages (``folder`` is a private one while it fills).
+    """
     from huggingface_hub import snapshot_download
 
-    folder = dest / model.name
     repo = model.repo
     tokenizer_from = model.repo
     try:
-        print(f"fetching {repo} -> {folder}", flush=True)
+        print(f"fetching {repo} for {model.name}", flush=True)
         snapshot_download(repo, local_dir=folder, token=token)
         # The loader reads tokenizer.json from the model folder only (loader.py:145-148).
         if not (folder / "tokenizer.json").is_file():
             repo = tokenizer_from = model.tokenizer_repo
             wanted = [f for f in TOKENIZER_FILES if not (folder / f).exists()]
-            print(f"fetching {', '.join(wanted)} from {repo} -> {folder}", flush=True)
+            print(f"fetching {', '.join(wanted)} from {repo} for {model.name}", flush=True)
             snapshot_download(repo, local_dir=folder, allow_patterns=wanted, token=token)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the repo
         raise FetchError(explain(exc, repo, token)) from None
     missing = missing_files(model, folder)
     if missing:
-        raise FetchError(f"{model.name}: {folder} lacks " + "; ".join(missing))
+        raise FetchError(f"{model.name}: {shown or folder} lacks " + "; ".join(missing))
     shutil.rmtree(folder / ".cache" / "huggingface", ignore_errors=True)  # huggingface_hub's download bookkeeping
     with contextlib.suppress(OSError):
         (folder / ".cache").rmdir()  # only if nothing else is in it
@@ -182,6 +279,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="", help="Name or Name=org/repo, comma-separated")
     parser.add_argument("--dest", type=Path, required=True, help="ComfyUI's models/tts/VibeVoice")
+    parser.add_argument("--link", type=Path, help="make <link>/<Name> a symlink to <dest>/<Name> (ComfyUI's folder)")
     args = parser.parse_args(argv)
     token = os.environ.get("HF_TOKEN", "").strip() or None
     try:
@@ -189,14 +287,17 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"fetch_weights: {exc}", file=sys.stderr, flush=True)
         return 2
-    args.dest.mkdir(parents=True, exist_ok=True)
-    for model in models:
-        try:
-            fetch(model, args.dest, token)
-        except FetchError as exc:
-            line = str(exc).replace(token, "***") if token else str(exc)
-            print(f"fetch_weights: {line}", file=sys.stderr, flush=True)
-            return 1
+    try:
+        args.dest.mkdir(parents=True, exist_ok=True)  # even empty: the image copies the folder
+        for model in models:
+            ensure(model, args.dest, token, args.link)
+    except FetchError as exc:
+        line = str(exc).replace(token, "***") if token else str(exc)
+        print(f"fetch_weights: {line}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:  # the volume: not writable, full, gone
+        print(f"fetch_weights: {exc.strerror or exc}: {exc.filename or args.dest}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

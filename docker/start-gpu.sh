@@ -3,6 +3,9 @@
 #   narrator-start-gpu all      ComfyUI, wait until it answers, then the Celery worker (default)
 #   narrator-start-gpu comfyui  ComfyUI alone (compose runs it and the worker as two services)
 #   narrator-start-gpu worker   the worker alone, against NARRATOR_COMFY_URL
+# The worker's node name is ${WORKER_NAME:-gpu}-${WORKER_INDEX:-0}@<host> (WORKER_INDEX: one per GPU on
+# a host): unique among live workers (one that finds its name answered refuses to start) and the same
+# after a restart (give the container a fixed hostname), so a restarted worker requeues what it held.
 # The worker loads NARRATOR_WARMUP_MODELS (and warms ComfyUI up) before it takes a task.
 # WORKER_SLOTS=2 lets it hold a second chunk whose prompt waits in ComfyUI's queue (ComfyUI
 # still runs one at a time): no idle GPU between short chunks, at the price of a chunk that
@@ -18,7 +21,28 @@ COMFY_MAIN="${COMFY_MAIN:-/comfyui/main.py}"
 VENV_BIN="${VENV_BIN:-/opt/narrator/bin}"
 export NARRATOR_COMFY_URL="${NARRATOR_COMFY_URL:-http://127.0.0.1:${COMFY_PORT}}"
 
+prune_comfy() {
+  # ComfyUI keeps every chunk it saves (output/) and every voice narrator uploads
+  # (input/narrator/), and has no API to delete them: prune them here, every
+  # COMFY_PRUNE_INTERVAL seconds (0: never), past COMFY_PRUNE_MAX_AGE, then oldest first
+  # down to COMFY_PRUNE_MAX_BYTES; never a file younger than NARRATOR_CHUNK_TIME_LIMIT or
+  # named by a queued or running prompt (README "Cleanup").
+  # $1: the process whose life this loop follows (ComfyUI, once the caller execs it).
+  local owner="$1" interval="${COMFY_PRUNE_INTERVAL:-600}" base
+  base="$(dirname "${COMFY_MAIN}")"
+  while sleep "${interval}" && kill -0 "${owner}" 2>/dev/null; do
+    "${VENV_BIN}/narrator" prune-comfy \
+      --dir "${COMFY_OUTPUT_DIR:-${base}/output}" --dir "${COMFY_INPUT_DIR:-${base}/input}/narrator" \
+      --max-age "${COMFY_PRUNE_MAX_AGE:-1d}" --max-bytes "${COMFY_PRUNE_MAX_BYTES:-20G}" \
+      --comfy-url "${NARRATOR_COMFY_URL}" || true  # a failed round (ComfyUI busy) tries again next time
+  done
+}
+
 comfyui() {
+  local self="${BASHPID}"  # read here: in the background job it would be the job's own pid
+  if [ "${COMFY_PRUNE_INTERVAL:-600}" != 0 ]; then
+    prune_comfy "${self}" &
+  fi
   # shellcheck disable=SC2086  # COMFY_ARGS is a list of flags
   exec "${COMFY_PYTHON}" "${COMFY_MAIN}" --listen "${COMFY_LISTEN}" --port "${COMFY_PORT}" \
     --disable-auto-launch ${COMFY_ARGS:-}
@@ -56,7 +80,7 @@ worker() {
   exec "${VENV_BIN}/celery" -A narrator.tasks.worker worker \
     --queues "${WORKER_QUEUES:-narrator.gpu}" \
     --concurrency "${WORKER_SLOTS:-1}" \
-    --hostname "${WORKER_NAME:-gpu}@%h" \
+    --hostname "${WORKER_NAME:-gpu}-${WORKER_INDEX:-0}@%h" \
     --loglevel "${WORKER_LOG_LEVEL:-INFO}"
 }
 

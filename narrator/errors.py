@@ -91,3 +91,12 @@ class JobNotFound(PermanentError):
 
 class WorkerNotReady(PermanentError):
     """A worker this process depends on failed to start, died, or was not ready in time."""
+
+
+class ConfigurationError(PermanentError):
+    """The settings cannot work as given. ``variable`` names the one to change."""
+
+    def __init__(self, message: str, variable: str = "") -> None:
+        self.variable = variable
+        prefixed = variable and not message.startswith(f"{variable}:")
+        super().__init__(f"{variable}: {message}" if prefixed else message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Requests larger than this travel through storage, not the broker (SQS caps messages at 256 KB).
-INLINE_REQUEST_BYTES = 64 * 1024
 #: Waiters poll storage starting fast (short jobs) and backing off to this.
 POLL_MIN_SECONDS = 0.02
 POLL_MAX_SECONDS = 0.2
@@ -195,14 +192,17 @@ def submit(request: JobRequest | dict[str, Any], settings: Settings | None = Non
     context = context_for(settings) if settings is not None else current()
     settings = context.settings
     admitted: Admitted = admit(request, settings, context.registry)
+    mode = context.mode  # a broker configuration that cannot work fails here, before anything is stored
     job_id = uuid.uuid4().hex
     handle = JobHandle(job_id, settings)
     payload = admitted.request.to_json()
     kwargs: dict[str, Any] = {"request": payload}
-    if len(json.dumps(payload)) > INLINE_REQUEST_BYTES:
+    if not settings.eager:
+        # Through a broker the request goes by reference: its text and voices never sit in task
+        # arguments (broker messages, events, Flower), only in the job's storage, which gc expires.
         kwargs = {"request": None, "request_ref": handle.job_store.put_request(payload)}
-    context.mode.start(handle, kwargs, admitted)
-    log.info("submitted", extra={"job_id": job_id, "mode": context.mode.name})
+    mode.start(handle, kwargs, admitted)
+    log.info("submitted", extra={"job_id": job_id, "mode": mode.name})
     return handle
 
 

@@ -7,6 +7,12 @@ output or ``{"error": "..."}``. While it waits it posts progress after each fini
 chunk, and with ``"stream": true`` each chunk's audio URL to RunPod's stream channel,
 in order, all before the result. A time-out or a RunPod stop cancels the job.
 
+Before it asks RunPod for a job, :func:`main` makes sure whoever synthesizes is ready: with
+no broker (the template's mode) this process runs every job's chain itself, so it loads
+``NARRATOR_WARMUP_MODELS`` (else the default model) on its ComfyUI first; with a broker it
+waits for the GPU worker whose ready file ``NARRATOR_READY_FILE`` names, if any. When that
+fails it exits 1 with the reason and takes no job (docker/start-runpod.sh starts both modes).
+
 ``python -m narrator.runpod_handler --generator`` registers :func:`generator_handler`
 instead: the SDK then aggregates every yield, so ``/runsync`` returns a list (each
 streamed chunk, then the result) for every request. The default keeps ``output`` a
@@ -24,7 +30,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest, NarratorError
+from .errors import ConfigurationError, InvalidRequest, NarratorError
 from .ops.logs import setup_logging
 from .runpod.channel import Channel, webhooks_configured
 from .runpod.output import error_output
@@ -123,11 +129,16 @@ def main() -> None:
         # GPU worker whose ready file NARRATOR_READY_FILE names (tasks/mode.py).
         from .tasks.context import init
 
-        init(settings).mode.get_ready(warm_up=not any(arg.startswith("--test_input") for arg in sys.argv))
+        mode = init(settings).mode
+        mode.get_ready(warm_up=not any(arg.startswith("--test_input") for arg in sys.argv))
+    except ConfigurationError as exc:
+        print(f"narrator: bad configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except NarratorError as exc:
         # A worker that cannot load its model must not take jobs; RunPod replaces it.
         log.error("warm-up failed, taking no jobs", extra={"error": str(exc)})
         raise SystemExit(1) from None
+    log.info("ready, taking jobs", extra={"run_mode": mode.name})
 
     import runpod
 

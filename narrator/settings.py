@@ -49,8 +49,13 @@ class Settings:
     chunk_time_limit: int = 720
     chunk_max_retries: int = 5
     job_timeout: float = 3600.0
+    job_retention: int = 7 * 24 * 3600
+    """Seconds a job's results stay in the result backend; ``narrator gc`` expires storage at the same age."""
     fetch_allow: tuple[str, ...] = ()
     """Hosts or networks a URL input may reach although they are private."""
+    sqs_queues: tuple[str, ...] = ()
+    """``queue=URL`` pairs, one per narrator queue: existing SQS queues used as they are
+    (kombu's ``predefined_queues``), so no process needs permission to create queues."""
     fetch_timeout: float = 30.0
     comfy_timeout: float = 600.0
     warmup_models: tuple[str, ...] = ()
@@ -58,6 +63,9 @@ class Settings:
     ready_file: str = ""
     """A worker writes its state here (starting, ready, failed) and removes it when it stops;
     ``narrator health`` checks it, and the RunPod handler with a broker waits for it. Empty: none."""
+    worker_name: str = ""
+    """``narrator worker``'s node name (``NAME`` becomes ``NAME@<host>``); empty: ``<queues>-<n>@<host>``,
+    the lowest slot on this host no live worker holds (ops/node_name.py)."""
     ready_timeout: float = 1800.0
     """How long the RunPod handler waits for ``ready_file`` to say ready before it exits."""
     metrics_port: int = 0

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.procs",
     "tests.support.moto",
     "tests.support.comfy",
+    "tests.support.seaweed",
 ]

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int,
         help="processes (default: 1 for gpu, cores for cpu); 2 on gpu keeps the next prompt queued in ComfyUI",
     )
+    worker.add_argument(
+        "--name", metavar="NAME",
+        help="node name, unique among live workers (NAME becomes NAME@<host>); default NARRATOR_WORKER_NAME, "
+        "else <queues>-<n>@<host> with the lowest n no live worker on this host holds",
+    )
     worker.set_defaults(func=cmd_worker)
 
     for register in _plugins():
@@ -78,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    from . import chunk, doctor, health, models
+    from . import chunk, doctor, gc, health, models
 
-    return [models.register, chunk.register, doctor.register, health.register]
+    return [models.register, chunk.register, doctor.register, health.register, gc.register]
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -214,15 +219,27 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import socket
+
+    from ..ops import node_name
     from ..tasks.names import QUEUES
+
+    given, field = (args.name, "--name") if args.name else (settings.worker_name, "NARRATOR_WORKER_NAME")
+    name, slot = node_name.for_worker(
+        given, field, args.queues, socket.gethostname(), node_name.runtime_dir(os.environ, os.getuid()))
     from ..tasks.worker import app, exit_code
 
     queues = QUEUES[args.queues]
     concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
-    argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues)]
+    argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues), "--hostname", name]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if slot is not None:  # held until here: no other worker on this host could take the name
+            slot.release()
     return exit_code()  # Celery's worker_main drops the worker's exit status
 
 

@@ -125,7 +125,7 @@ class ComfyEngine(Engine):
         prompt = self._prompt
         if prompt:
             self._client.abandon(prompt)
-        log.info("chunk cancelled", extra={"job_id": job_id, "prompt_id": prompt})
+        log.debug("chunk cancelled", extra={"job_id": job_id, "prompt_id": prompt})
 
     def close(self) -> None:
         self._client.close()

@@ -37,7 +37,8 @@ def watch(
             if cancelled:
                 current = engine()
                 if current is not None:
-                    log.info("cancel seen, interrupting", extra={"job_id": job_id})
+                    # DEBUG: the task this interrupts says "job cancelled", the one line a cancel gets.
+                    log.debug("cancel seen, interrupting", extra={"job_id": job_id})
                     current.cancel(job_id)
                 return
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import soundfile as sf
 
 from ..engines import Engine, SynthesisInput, Voice
-from ..errors import AudioError
+from ..errors import AudioError, ObjectNotFound
 from ..storage import ObjectStore
 from .store import JobStore, Manifest, cache_key
 
@@ -40,9 +40,10 @@ def synthesize_chunk(
     entry = manifest.chunks[index]
     cache = cache_key(entry.digest)
     started = time.perf_counter()
-    if store.exists(cache):
-        data = store.get_bytes(cache)
-        seconds, cached = _duration(data, index), True
+    hit = _cached(store, cache, index)
+    if hit is not None:
+        data, seconds = hit
+        cached = True
     else:
         voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
         params = entry.params if entry.params is not None else manifest.params
@@ -62,6 +63,19 @@ def synthesize_chunk(
         extra={"job_id": job_id, "chunk": index, "seconds": round(seconds, 3), "cached": cached},
     )
     return outcome
+
+
+def _cached(store: ObjectStore, key: str, index: int) -> tuple[bytes, float] | None:
+    """The cached audio and its seconds, or None: a miss, or an entry gc removed or a crash left unreadable."""
+    try:
+        data = store.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return data, _duration(data, index)
+    except AudioError as exc:
+        log.warning("cache entry unreadable, synthesizing again", extra={"chunk": index, "error": str(exc)})
+        return None
 
 
 def _voice(store: ObjectStore, key: str) -> Voice:

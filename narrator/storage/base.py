@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoragePermanentError
@@ -16,6 +18,16 @@ def check_key(key: str) -> str:
     if not _KEY.match(key) or ".." in key.split("/") or "//" in key or key.endswith("/"):
         raise StoragePermanentError(f"invalid storage key {key!r}")
     return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing sees it: what expiry needs, without reading it."""
+
+    key: str
+    size: int
+    modified: float
+    """Last modified, seconds since the epoch."""
 
 
 class ObjectStore(ABC):
@@ -50,8 +62,20 @@ class ObjectStore(ABC):
         """Keys under ``prefix`` (a folder-like prefix ending in ``/``), sorted."""
 
     @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` (as :meth:`list`) with size and time, in key order, page by page."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the key; a missing key is not an error."""
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove every key (missing keys are not an error); how many were asked for."""
+        count = 0
+        for key in keys:
+            self.delete(key)
+            count += 1
+        return count
 
     @abstractmethod
     def copy(self, src: str, dst: str) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -40,11 +41,13 @@ from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceede
 
 from ..errors import InvalidRequest, ObjectNotFound, StorageError, StoragePermanentError
 from ..settings import Settings
-from .base import ObjectStore, check_key
+from .base import ObjectStore, StoredObject, check_key
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+# DeleteObjects takes at most this many keys per call.
+DELETE_BATCH = 1000
 # SigV4 presigned URLs cannot outlive seven days.
 PRESIGN_LIMIT = 7 * 24 * 3600
 
@@ -201,24 +204,45 @@ class S3Store(ObjectStore):
         return int(head["ContentLength"])
 
     def list(self, prefix: str) -> list[str]:
-        full = self._list_prefix(prefix)
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size})
-        with _translated("list", prefix or "/"):
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    name = item["Key"]
-                    if not name.endswith("/"):  # console-made "folder" markers
-                        keys.append(name[strip:])
-        return sorted(keys)
+        return sorted(item.key for item in self.list_objects(prefix))
 
     def delete(self, key: str) -> None:
         full = self._key(key)
         with _translated("delete", key):
             # S3 answers 204 for a key that is not there: idempotent by design.
             self.client.delete_object(Bucket=self.bucket, Key=full)
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        full = self._list_prefix(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size})
+        # A generator: a bucket of millions of objects is walked a page at a time, never held whole.
+        with _translated("list", prefix or "/"):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    name = item["Key"]
+                    if not name.endswith("/"):  # console-made "folder" markers
+                        yield StoredObject(name[strip:], int(item["Size"]), item["LastModified"].timestamp())
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        count = 0
+        keys = iter(keys)
+        while batch := list(islice(keys, DELETE_BATCH)):
+            self._delete_batch(batch)
+            count += len(batch)
+        return count
+
+    def _delete_batch(self, keys: Sequence[str]) -> None:
+        objects = [{"Key": self._key(key)} for key in keys]
+        where = f"{keys[0]} (+{len(keys) - 1} more)" if len(keys) > 1 else keys[0]
+        with _translated("delete", where):
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        # DeleteObjects answers 200 and lists the keys it could not delete, one error each.
+        errors = answer.get("Errors") or ()
+        if errors:
+            first = errors[0]
+            raise translate(_per_key_error(first), "delete", str(first.get("Key", where)))
 
     def copy(self, src: str, dst: str) -> None:
         source, dest = self._key(src), self._key(dst)
@@ -282,6 +306,15 @@ def translate(exc: BaseException, op: str, key: str) -> Exception:
     if isinstance(inner, (RetriesExceededError, TransferRetriesExceededError)):
         return StorageError(f"{where}: transfer retries exhausted")
     return StoragePermanentError(f"{where}: {type(inner).__name__}")
+
+
+def _per_key_error(error: dict[str, Any]) -> ClientError:
+    """One of DeleteObjects' per-key errors as the ClientError a single call would raise."""
+    code = str(error.get("Code", ""))
+    status = 500 if code in _RETRYABLE_CODES else 403 if code == "AccessDenied" else 400
+    response: Any = {"Error": {"Code": code, "Message": str(error.get("Message", ""))},
+                     "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "DeleteObjects")
 
 
 def _unwrap(exc: BaseException) -> BaseException:

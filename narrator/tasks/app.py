@@ -17,7 +17,8 @@ from celery import Celery
 from kombu import Queue
 
 from ..settings import Settings
-from .names import CHUNK_TASK, CPU_QUEUE, GPU_QUEUE
+from . import sqs
+from .names import CHUNK_TASK, CPU_QUEUE, GPU_QUEUE, NORMAL_PRIORITY, PRIORITY_STEPS
 
 __all__ = ["CPU_QUEUE", "GPU_QUEUE", "app", "celery_config", "configure"]
 
@@ -50,8 +51,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_track_started": True,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
-        "result_extended": True,
-        "result_expires": 7 * 24 * 3600,
+        # Results name no arguments (a request's text stays out of Redis) and live as long as the job.
+        "result_extended": False,
+        "result_expires": settings.job_retention,
         "broker_transport_options": {"visibility_timeout": visibility},
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "broker_connection_retry_on_startup": True,
@@ -59,8 +61,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Warm-up (model load, ComfyUI readiness) happens in the child before it takes tasks.
         "worker_proc_alive_timeout": 900 if settings.warmup_models else 60,
     }
-    if settings.broker_url.startswith("sqs://"):
-        conf["broker_transport_options"] = {"visibility_timeout": visibility, "region": settings.s3_region}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        conf["task_default_priority"] = NORMAL_PRIORITY
+        conf["broker_transport_options"]["priority_steps"] = list(PRIORITY_STEPS)
+    if sqs.is_sqs(settings.broker_url):
+        conf["broker_transport_options"] = sqs.transport_options(settings, visibility)
     return conf
 
 
@@ -72,6 +77,7 @@ _producers: dict[str, Celery] = {}
 def configure(settings: Settings) -> Celery:
     """The Celery app for ``settings``: the task app, configured once, or a producer app of their own."""
     global _task_app_key
+    sqs.check(settings)
     conf = celery_config(settings)
     key = _key(conf)
     with _lock:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +32,7 @@ from celery import Celery
 
 from ..errors import NarratorError, RetryableError
 from .app import configure
+from .fanout_order import FanoutOrder
 from .names import CPU_QUEUE, JOB_TASK
 from .retry import NO_RETRIES, RetryPolicy
 
@@ -49,6 +51,10 @@ class RunMode(Protocol):
     name: str
     retry: RetryPolicy
     """How often, and after how long, a task that failed with a retryable error runs again."""
+
+    @property
+    def order(self) -> FanoutOrder | None:
+        """Where jobs wait to fan out in the order they were submitted (tasks/fanout_order.py); None: no order."""
 
     @property
     def backend(self) -> Any | None:
@@ -80,6 +86,7 @@ class InProcess:
     name = "in-process"
     retry = NO_RETRIES
     backend = None
+    order = None  # one job's chunks at a time, in this thread
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -150,6 +157,18 @@ class Brokered:
         self.context = context
         self.app = app
         self.retry = RetryPolicy(context.settings.chunk_max_retries)
+        self._order: FanoutOrder | None = None
+
+    @property
+    def order(self) -> FanoutOrder | None:
+        """On a Redis broker, the order of fan-outs; other brokers have none."""
+        url = self.context.settings.broker_url
+        if self._order is None and url.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+            self._order = FanoutOrder(client)
+        return self._order
 
     @property
     def backend(self) -> Any | None:
@@ -159,10 +178,14 @@ class Brokered:
         from kombu.exceptions import OperationalError
         from redis.exceptions import RedisError
 
+        if self.order is not None:
+            self.order.enter(handle.id, time.time())
         try:
             self.app.send_task(
                 JOB_TASK, kwargs=kwargs, task_id=handle.id, queue=CPU_QUEUE,
                 retry=True, retry_policy=SEND_RETRY_POLICY,
+                # send_task, unlike a task's apply_async, leaves task_default_priority out.
+                priority=self.app.conf.task_default_priority,
             )
         except (OperationalError, RedisError, OSError) as exc:
             raise RetryableError(f"broker unreachable, job {handle.id} was not queued: {no_secrets(exc)}") from None
@@ -177,6 +200,8 @@ class Brokered:
         from .control import revoke_job
 
         revoke_job(handle.id, handle.task_id, handle.store, app=self.app)
+        if self.order is not None:
+            self.order.leave(handle.id)  # a revoked fan-out never runs to leave itself
 
     def get_ready(self, warm_up: bool = True) -> None:
         """The workers synthesize: wait for the one whose ready file NARRATOR_READY_FILE names, if any.

@@ -25,6 +25,22 @@ CHUNK_TASK = "narrator.synthesize_chunk"
 CONCATENATE_TASK = "narrator.concatenate"
 UPLOAD_TASK = "narrator.upload"
 
+#: Message priorities on a Redis broker, where kombu keeps one list per step and always serves
+#: the lowest step first (0 is the most urgent: Redis counts the other way from AMQP). Every
+#: task is sent at NORMAL, so each queue is first come, first served and a job's chunks run
+#: before those of jobs submitted after it; a retry is sent at RETRY, so it runs next rather
+#: than behind every chunk queued since. Other brokers ignore them (SQS has no priorities).
+RETRY_PRIORITY = 0
+NORMAL_PRIORITY = 6
+PRIORITY_STEPS = (RETRY_PRIORITY, NORMAL_PRIORITY)
+#: kombu's separator between a queue's name and a priority step in its Redis list names.
+REDIS_PRIORITY_SEP = "\x06\x16"
+
+
+def redis_list_keys(queue: str) -> tuple[str, ...]:
+    """The Redis lists a queue's messages wait in, one per priority step, most urgent first."""
+    return tuple(f"{queue}{REDIS_PRIORITY_SEP}{step}" if step else queue for step in PRIORITY_STEPS)
+
 
 def job_id_of(task_name: str, task_id: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None) -> str:
     """The job a task run belongs to, from its arguments; empty when it names none.

@@ -27,7 +27,7 @@ from ..job.upload import publish
 from ..ops import logs
 from .app import GPU_QUEUE, app
 from .context import current
-from .names import job_id_of
+from .names import RETRY_PRIORITY, job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class JobTask(Task[_P, _R]):
         job_id = job_id_of(self.name, task_id, args, kwargs)
         if job_id:
             record_failure(job_id, exc, self.name, self.request.root_id or task_id)
+            order = current().mode.order
+            if order is not None:
+                order.leave(job_id)  # an ended job holds up no later job's fan-out
 
 
 def _retry_or_fail(task: Task[..., Any], exc: NarratorError) -> BaseException | None:
@@ -85,7 +88,9 @@ def _retry_or_fail(task: Task[..., Any], exc: NarratorError) -> BaseException | 
         return None
     log.warning("task will run again", extra={"task": task.name, "error": str(exc), "retry": attempt + 1,
                                               "in": round(delay, 2)})
-    return task.retry(exc=exc, countdown=delay, max_retries=policy.max_retries, throw=False)
+    # At RETRY_PRIORITY: next in line once its countdown ends, not behind every chunk queued since.
+    return task.retry(exc=exc, countdown=delay, max_retries=policy.max_retries, throw=False,
+                      priority=RETRY_PRIORITY)
 
 
 def record_failure(job_id: str, exc: BaseException, task_name: str, root_id: str) -> None:
@@ -109,6 +114,10 @@ def record_failure(job_id: str, exc: BaseException, task_name: str, root_id: str
     backend = current().mode.backend
     if backend is not None:
         backend.mark_as_failure(root_id, exc)
+    if isinstance(exc, JobCancelled):
+        # A user's cancel is how a job is meant to end sometimes: one line, no alarm, no traceback.
+        log.info("job cancelled", extra={"job_id": job_id, "task": task_name})
+        return
     level = logging.ERROR if backend is not None else logging.INFO
     log.log(level, "job failed", extra={"job_id": job_id, "task": task_name, "error": message})
 
@@ -159,10 +168,13 @@ def stage_input(job_id: str, request: dict[str, Any] | None, request_ref: str | 
             request = JobStore(rt.store, job_id).read_request()
         admitted = admit(request, rt.settings, rt.registry)
     manifest = stage(job_id, admitted, rt.settings, rt.store)
+    order = rt.mode.order
+    if order is not None:  # next to fan out, in the place it took at submission
+        order.staged(job_id, manifest.created_at)
     return {"job_id": job_id, "chunks": len(manifest.chunks)}
 
 
-@typed_bound_task(app.task(name="narrator.synthesize", bind=True, base=JobTask))
+@typed_bound_task(app.task(name="narrator.synthesize", bind=True, base=JobTask, throws=(JobCancelled,)))
 def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
     """Fan out: one chunk task per chunk (GPU queue), then concatenate (CPU queue)."""
     _check_cancelled(job_id)
@@ -171,7 +183,15 @@ def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
         synthesize_chunk.si(job_id, entry.index).set(task_id=chunk_id(job_id, entry.index), queue=GPU_QUEUE)
         for entry in manifest.chunks
     )
-    return self.replace(chord(header, concatenate.si(job_id)))
+    order = current().mode.order
+    if order is None:
+        return self.replace(chord(header, concatenate.si(job_id)))
+    # Jobs submitted earlier publish first: each job's chunks queue together, in submission order.
+    order.wait_turn(job_id)
+    try:
+        return self.replace(chord(header, concatenate.si(job_id)))
+    finally:
+        order.leave(job_id)
 
 
 @typed_bound_task(app.task(
@@ -179,6 +199,7 @@ def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
     bind=True,
     base=JobTask,
     acks_late=True,
+    throws=(JobCancelled,),
 ))
 def synthesize_chunk(self: JobTask[..., Any], job_id: str, index: int) -> dict[str, Any]:
     rt = current()
@@ -235,7 +256,7 @@ def publish_progress(job_id: str, root_id: str | None) -> None:
     backend.store_result(root_id, meta, "PROGRESS")
 
 
-@typed_task(app.task(name="narrator.concatenate", base=JobTask))
+@typed_task(app.task(name="narrator.concatenate", base=JobTask, throws=(JobCancelled,)))
 def concatenate(job_id: str) -> dict[str, Any]:
     rt = current()
     _check_cancelled(job_id)
@@ -244,7 +265,7 @@ def concatenate(job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "key": joined.key, "duration": joined.duration}
 
 
-@typed_task(app.task(name="narrator.upload", base=JobTask))
+@typed_task(app.task(name="narrator.upload", base=JobTask, throws=(JobCancelled,)))
 def upload(joined: dict[str, Any] | None, job_id: str | None = None) -> dict[str, Any]:
     # In a chain after a chord, the previous result arrives first; the job id is bound.
     if job_id is None:

@@ -8,11 +8,12 @@ out again only once the visibility timeout has passed (``chunk_time_limit * 2 + 
 its parent requeues the message at once (``task_reject_on_worker_lost``).
 
 A worker restarted under the same node name (a container restart keeps its
-hostname) knows better: a task its previous life STARTED whose message is still
-unacknowledged can only be orphaned, since two live workers never share a node
-name. Before it consumes anything, it puts those messages back at the head of
-their queues. Tasks are idempotent, so should a second live worker ever share
-the name, the cost is a duplicate run, not a wrong result.
+hostname; ``narrator worker``'s default name is a per-host slot it gets back, see
+ops/node_name.py) knows better: a task its previous life STARTED whose message is
+still unacknowledged can only be orphaned, provided no live worker answers to that
+name. So a worker first asks the broker whether one does (:func:`name_in_use`) and
+refuses to start if so; only then, before it consumes anything, does it put its
+previous life's messages back at the head of their queues.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from typing import Any
 from celery import Celery
 
 log = logging.getLogger(__name__)
+
+#: How long a live worker has to answer a ping to its node name. Its main process answers
+#: from its event loop (a chunk runs in a pool child), so a healthy worker replies in milliseconds.
+PING_TIMEOUT = 1.0
 
 
 def task_id_of(payload: bytes | str) -> str | None:
@@ -77,3 +82,21 @@ def restore_orphans(app: Celery, hostname: str) -> int:
         log.warning("requeued messages a previous run of this worker left", extra={"worker": hostname,
                                                                                   "count": len(tags)})
     return len(tags)
+
+
+def name_in_use(app: Celery, hostname: str, timeout: float = PING_TIMEOUT) -> bool | None:
+    """Whether a live worker answers to ``hostname``; None when the broker cannot tell (no broadcast, down)."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    try:
+        with app.connection_for_write() as conn:
+            if "fanout" not in conn.transport.implements.exchange_type:
+                return None  # SQS: no remote control, so nobody could answer
+            conn.ensure_connection(max_retries=1)
+            replies = app.control.ping(destination=[hostname], timeout=timeout, limit=1, connection=conn)
+    except (OperationalError, RedisError, OSError) as exc:
+        log.warning("could not ask whether a live worker has this name", extra={"worker": hostname,
+                                                                              "error": str(exc)})
+        return None
+    return any(hostname in reply for reply in replies or ())

@@ -7,6 +7,7 @@ Reads the settings from the environment once, here: they make the process's cont
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from . import (
     metrics,  # noqa: F401 - serves NARRATOR_METRICS_PORT
     recovery,
     waiters,
+    worker_logs,  # noqa: F401 - Celery's logging signals: every line a worker writes
 )
 from .app import app, configure
 from .context import init
@@ -40,8 +42,12 @@ log = logging.getLogger(__name__)
 #: This process's context (tasks/context.py) and Celery app: made here, once, from the environment.
 context = init(Settings.from_env())
 settings = context.settings
-if configure(settings) is not app:
-    raise RuntimeError("the task app is configured for another broker: a worker needs a process of its own")
+try:
+    if configure(settings) is not app:
+        raise RuntimeError("the task app is configured for another broker: a worker needs a process of its own")
+except NarratorError as exc:  # a setting that cannot work (an SQS broker with no result backend): one line
+    print(f"narrator: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 #: Exit status of a worker whose warm-up failed (Celery's own EX_FAILURE).
@@ -54,6 +60,8 @@ class _Node:
 
     hostname: str = ""
     failed: bool = False
+    alone: bool = False
+    """No live worker answered to this node name when asked at start."""
 
 
 _node = _Node()
@@ -70,6 +78,16 @@ def _starting(sender: Any = None, **_: Any) -> None:
 
 
 @celeryd_after_setup.connect
+def _refuse_a_name_in_use(sender: str = "", **_: Any) -> None:
+    """First, before warm-up and recovery: a live worker with this node name would have its tasks requeued."""
+    in_use = recovery.name_in_use(app, sender)
+    _node.alone = in_use is False
+    if in_use:
+        _fail(f"a live worker already answers to the node name {sender}: give this one another name "
+              "(narrator worker --name NAME, NARRATOR_WORKER_NAME, or celery's -n)")
+
+
+@celeryd_after_setup.connect
 def _warm_up_before_fork(sender: str = "", **_: Any) -> None:
     """Main process, before the pool starts: a worker that cannot warm up exits instead of taking work."""
     try:
@@ -81,7 +99,9 @@ def _warm_up_before_fork(sender: str = "", **_: Any) -> None:
 @celeryd_after_setup.connect
 def _restore_orphans(sender: str = "", **_: Any) -> None:
     """Before consuming: requeue what this node's previous life was running when it died."""
-    recovery.restore_orphans(app, sender)
+    # Unless the broker said no live worker has this name, a "previous life" may be alive: leave it be.
+    if _node.alone:
+        recovery.restore_orphans(app, sender)
 
 
 @worker_ready.connect
@@ -132,7 +152,7 @@ def _unmark() -> None:
 @worker_process_init.connect
 def _prepare_process(**_: Any) -> None:
     """Load the models (and wait for ComfyUI) before this process takes its first task."""
-    setup_logging("worker", json_logs=settings.log_json)
+    setup_logging("worker", json_logs=settings.log_json, level=logging.getLogger().level)  # --loglevel stands
     context.warm_up()
 
 

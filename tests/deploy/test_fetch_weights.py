@@ -10,6 +10,7 @@ find every shard, with the Hugging Face cache gone.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -459,3 +461,184 @@ def test_the_script_needs_only_huggingface_hub() -> None:
     imported |= {str(node.module).split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert imported - sys.stdlib_module_names - {"__future__"} == {"huggingface_hub"}
+
+
+# --- a RunPod network volume: docker/start-runpod.sh's weights step, run as the image runs it ----------
+START = ROOT / "docker" / "start-runpod.sh"
+
+
+@dataclass
+class Boot:
+    returncode: int
+    stdout: str
+    stderr: str
+    dest: Path
+    """The volume's models/tts/VibeVoice."""
+    comfy_tts: Path
+    """ComfyUI's models/tts, where the loader looks (through the links)."""
+
+    @property
+    def last_error(self) -> str:
+        return Run(self.returncode, self.stdout, self.stderr, self.dest, self.dest).last_error
+
+
+def boot_env(hub: FakeHub, tmp_path: Path, models: str) -> dict[str, str]:
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env = hub_env(hub, tmp_path / "unused-hf-home")
+    env.update(RUNPOD_VOLUME=str(tmp_path / "runpod-volume"), COMFY_PYTHON=PYTHON, FETCH_WEIGHTS=str(SCRIPT),
+               COMFY_MAIN=str(tmp_path / "comfyui" / "main.py"), VIBEVOICE_MODELS=models,
+               TMPDIR=str(tmp_path / "tmp"), HF_HUB_OFFLINE="1")  # offline, as the image runs
+    return env
+
+
+def boot_result(tmp_path: Path, returncode: int, stdout: str, stderr: str) -> Boot:
+    dest = tmp_path / "runpod-volume" / "narrator" / "models" / "tts" / "VibeVoice"
+    return Boot(returncode, stdout, stderr, dest, tmp_path / "comfyui" / "models" / "tts")
+
+
+def boot(hub: FakeHub, tmp_path: Path, models: str = "VibeVoice-Large", volume: bool = True) -> Boot:
+    """One worker's boot: ``narrator-start-runpod weights``, the image's paths mapped under ``tmp_path``."""
+    if volume:
+        (tmp_path / "runpod-volume").mkdir(exist_ok=True)
+    proc = subprocess.run(["bash", str(START), "weights"], env=boot_env(hub, tmp_path, models), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=DEADLINE)
+    return boot_result(tmp_path, proc.returncode, proc.stdout, proc.stderr)
+
+
+def blobs_fetched(hub: FakeHub) -> set[str]:
+    return {r.path.rsplit("/", 1)[1] for r in hub.requests if r.host == FakeHub.BLOB_HOST and r.method == "GET"}
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def assert_served_from_the_volume(run: Boot, name: str) -> None:
+    link = run.comfy_tts / "VibeVoice" / name
+    assert link.is_symlink() and link.resolve() == (run.dest / name).resolve(), link
+    assert loader_problems(run.comfy_tts, name) == []  # the node pack's own lookups, through the link
+    assert not (run.dest / ".incoming").exists(), "a private download folder was left behind"
+
+
+def test_a_volumes_first_boot_fetches_the_models_and_comfyui_reads_them_there(hub: FakeHub, tmp_path: Path) -> None:
+    run = boot(hub, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+    repo = hub.repos["aoi-ot/VibeVoice-Large"]
+    for path, data in repo.files.items():
+        assert (run.dest / "VibeVoice-Large" / path).read_bytes() == data, path
+    assert list((tmp_path / "tmp").iterdir()) == [], "the Hugging Face scratch folder is removed"
+
+
+def test_a_second_boot_with_the_weights_present_downloads_nothing(hub: FakeHub, tmp_path: Path) -> None:
+    assert boot(hub, tmp_path).returncode == 0
+    hub.requests.clear()
+    run = boot(hub, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert hub.requests == [], [(r.method, r.path) for r in hub.requests]
+    assert "VibeVoice-Large: complete in" in run.stdout and "nothing fetched" in run.stdout
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+
+
+def test_a_new_model_needs_only_its_name(hub: FakeHub, tmp_path: Path) -> None:
+    """Another model on the same volume: named in VIBEVOICE_MODELS, fetched at the next boot; the first is kept."""
+    assert boot(hub, tmp_path).returncode == 0
+    hub.requests.clear()
+    run = boot(hub, tmp_path, "VibeVoice-Large,VibeVoice-1.5B")
+    assert run.returncode == 0, run.stderr
+    assert_served_from_the_volume(run, "VibeVoice-1.5B")
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+    assert hub.requests_for("aoi-ot/VibeVoice-Large") == [] and hub.requests_for("Qwen/Qwen2.5-7B") == []
+    assert hub.requests_for("microsoft/VibeVoice-1.5B")
+
+
+def test_a_missing_shard_is_completed_and_only_it_is_downloaded(hub: FakeHub, tmp_path: Path) -> None:
+    assert boot(hub, tmp_path).returncode == 0
+    shard = "model-00002-of-00002.safetensors"
+    folder = tmp_path / "runpod-volume" / "narrator" / "models" / "tts" / "VibeVoice" / "VibeVoice-Large"
+    (folder / shard).unlink()
+    hub.requests.clear()
+    run = boot(hub, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert f"lacks {shard}" in run.stdout and "completing it" in run.stdout
+    assert blobs_fetched(hub) == {sha256_of(hub.repos["aoi-ot/VibeVoice-Large"].files[shard])}
+    assert (folder / shard).read_bytes() == hub.repos["aoi-ot/VibeVoice-Large"].files[shard]
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+
+
+def test_a_shard_that_cannot_be_fetched_fails_in_one_line_and_the_next_boot_resumes(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    shard = "model-00002-of-00002.safetensors"
+    hub.add(weights_repo("aoi-ot/VibeVoice-Large", drop=shard))  # the repo lacks it, for now
+    run = boot(hub, tmp_path)
+    assert run.returncode == 1
+    folder = run.dest / "VibeVoice-Large"
+    assert run.last_error == (f"fetch_weights: VibeVoice-Large: {folder} lacks {shard} "
+                              f"(named by {INDEX}, from aoi-ot/VibeVoice-Large)")
+    assert [line for line in run.stderr.splitlines() if line.startswith("fetch_weights:")] == [run.last_error]
+    assert "taking no jobs" in run.stderr
+    assert not (run.comfy_tts / "VibeVoice" / "VibeVoice-Large").exists(), "ComfyUI must not see a partial model"
+    assert (folder / "model-00001-of-00002.safetensors").is_file(), "what was fetched stays for the next boot"
+
+    hub.add(weights_repo("aoi-ot/VibeVoice-Large"))
+    hub.requests.clear()
+    run = boot(hub, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert blobs_fetched(hub) == {sha256_of(hub.repos["aoi-ot/VibeVoice-Large"].files[shard])}
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+
+
+def test_two_first_boots_at_once_leave_one_complete_folder(hub: FakeHub, tmp_path: Path) -> None:
+    """Both download (each into a private folder) while the other does; one publishes, the other discards."""
+    both_listed = threading.Event()
+    listed: list[str] = []
+    answer = hub.answer
+
+    def held_answer(method: str, path: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/api/models/aoi-ot/VibeVoice-Large"):
+            listed.append(path)
+            if len(listed) >= 2:
+                both_listed.set()
+        if path.startswith("/_lfs/"):
+            both_listed.wait(DEADLINE / 2)  # no weights for either until both have started
+        return answer(method, path, headers)
+
+    hub.answer = held_answer  # type: ignore[method-assign]
+    (tmp_path / "runpod-volume").mkdir()
+    env = boot_env(hub, tmp_path, "VibeVoice-Large")
+    procs = [subprocess.Popen(["bash", str(START), "weights"], env=env, cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [proc.communicate(timeout=DEADLINE) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert both_listed.is_set(), "the two boots did not overlap"
+    stdout = "".join(out for out, _ in outputs)
+    assert stdout.count("VibeVoice-Large: complete,") == 2, stdout  # both downloaded all of it
+    assert stdout.count("another run published") == 1, stdout
+    run = boot_result(tmp_path, 0, stdout, "")
+    assert_served_from_the_volume(run, "VibeVoice-Large")
+    folder = run.dest / "VibeVoice-Large"
+    repo, qwen = hub.repos["aoi-ot/VibeVoice-Large"], hub.repos["Qwen/Qwen2.5-7B"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(repo.files) | TOKENIZER_FILES)
+    for path, data in repo.files.items():
+        assert (folder / path).read_bytes() == data, path
+    for path in TOKENIZER_FILES:
+        assert (folder / path).read_bytes() == qwen.files[path], path
+    assert sorted(p.name for p in run.dest.iterdir()) == ["VibeVoice-Large"]
+
+
+def test_without_a_volume_the_image_keeps_its_own_models(hub: FakeHub, tmp_path: Path) -> None:
+    run = boot(hub, tmp_path, volume=False)
+    assert run.returncode == 0, run.stderr
+    assert "no network volume at" in run.stderr
+    assert hub.requests == [] and not (tmp_path / "comfyui").exists()
+
+
+def test_a_model_baked_into_the_image_is_used_as_it_is(hub: FakeHub, tmp_path: Path) -> None:
+    baked = tmp_path / "comfyui" / "models" / "tts" / "VibeVoice" / "VibeVoice-Large"
+    baked.mkdir(parents=True)
+    (baked / "config.json").write_text("{}")
+    run = boot(hub, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "VibeVoice-Large: in the image at" in run.stdout
+    assert hub.requests == [] and not baked.is_symlink()

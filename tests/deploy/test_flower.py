@@ -50,7 +50,7 @@ def test_flower_lists_a_jobs_tasks_behind_basic_auth(
     for path in ("/", "/tasks", "/tasks/datatable", "/api/tasks"):
         assert httpx.get(flower.url + path, timeout=10).status_code == 401, path
     assert httpx.get(flower.url + "/tasks", auth=("ops", "wrong"), timeout=10).status_code == 401
-    # Flower's /metrics answers anyone: that is why compose binds Flower to 127.0.0.1 / an internal network.
+    # Flower's /metrics answers anyone: that is why compose keeps Flower on the internal network, no host port.
     assert httpx.get(flower.url + "/metrics", timeout=10).status_code == 200
 
     browser.basic_auth(flower.user, flower.password)

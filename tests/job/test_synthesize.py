@@ -147,3 +147,15 @@ def test_outcome_and_marker_agree(staged: Staged, store: RecordingStore, engine:
     assert JobStore(store, manifest.job_id).progress().audio_seconds == pytest.approx(
         float(np.sum([o.seconds for o in outcomes])), abs=3e-3
     )
+
+
+def test_an_unreadable_cache_entry_is_synthesized_again(
+    staged: Staged, store: RecordingStore, engine: ToneEngine
+) -> None:
+    manifest = staged({"text": PLAIN})
+    entry = manifest.chunks[0]
+    store.put_bytes(cache_key(entry.digest), b"half a FLAC file", "audio/flac")  # a crash mid-write elsewhere
+    outcome = synthesize_chunk(manifest.job_id, 0, manifest, store, lambda: engine)
+    assert outcome.cached is False and len(engine.inputs) == 1
+    samples, rate = read(store.get_bytes(cache_key(entry.digest)))  # the entry is whole again
+    assert len(samples) / rate == pytest.approx(outcome.seconds, abs=1e-3)

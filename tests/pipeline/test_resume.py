@@ -10,6 +10,7 @@ import redis
 
 from narrator import jobs
 from narrator.settings import Settings
+from narrator.tasks.names import redis_list_keys
 from tests.support.procs import WorkerPool, wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,8 @@ def test_rerun_reuses_finished_chunks(
     first.configure(hold=True)  # the chunk on ComfyUI now stays there: the job cannot end before the kill
     gpu.kill(signal.SIGKILL)  # the job stops half way: no GPU worker left...
     # ...and its remaining chunk tasks are dropped, so only the re-run can finish the work.
-    redis.Redis.from_url(broker_settings.broker_url).delete("narrator.gpu", "unacked", "unacked_index")
+    broker = redis.Redis.from_url(broker_settings.broker_url)
+    broker.delete(*redis_list_keys("narrator.gpu"), "unacked", "unacked_index")
     done_before = handle.progress().chunks_done
     total = handle.progress().chunks_total
     assert 3 <= done_before < total == 8

@@ -1,4 +1,5 @@
-"""The whole job against a real S3 API (moto's server): the object, its captions, its presigned URL."""
+"""The whole job against a real S3 API: the object, its captions, its presigned URL; on moto's
+server and on SeaweedFS (the compose stack's server) with the workers' bucket-scoped key."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from narrator import jobs
 from narrator.settings import Settings
 from narrator.storage import open_store
 from tests.support.procs import WorkerPool
+from tests.support.seaweed import S3Target
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +23,9 @@ TEXT = (
 )
 
 
-def test_job_on_s3(broker_settings: Settings, s3_settings: Settings, worker_pool: WorkerPool) -> None:
+def test_job_on_s3(broker_settings: Settings, s3_target: S3Target, worker_pool: WorkerPool) -> None:
+    s3_settings = s3_target.settings
+    # The workers inherit this process's AWS_* environment: the worker key, on SeaweedFS.
     settings = broker_settings.with_(storage_url=s3_settings.storage_url, s3_endpoint_url=s3_settings.s3_endpoint_url)
     worker_pool.start(settings, queues="narrator.cpu,narrator.gpu", concurrency=2)
 

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from narrator.settings import Settings
+from narrator.tasks.names import redis_list_keys
 from tests.support.procs import ROOT, Worker, settings_env, wait_until
 
 QUEUES = ("narrator.cpu", "narrator.gpu")
@@ -35,7 +36,7 @@ class BrokerState:
 def broker_state(url: str) -> BrokerState:
     client = redis.Redis.from_url(url)
     keys = frozenset(k.decode() for k in client.scan_iter(count=1000))
-    return BrokerState(keys, {q: int(client.llen(q)) for q in QUEUES})
+    return BrokerState(keys, {q: sum(int(client.llen(k)) for k in redis_list_keys(q)) for q in QUEUES})
 
 
 def redis_dump(url: str) -> str:

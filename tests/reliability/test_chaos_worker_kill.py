@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
 from narrator import jobs
 from narrator.settings import Settings
-from narrator.tasks.recovery import orphaned
+from narrator.tasks.recovery import name_in_use, orphaned
 from tests.reliability.chaos_support import (
     assert_complete_in_order,
     cluster_settings,
@@ -25,7 +26,7 @@ from tests.reliability.chaos_support import (
     wait_mid_chunk,
 )
 from tests.support.comfy import FakeProcess
-from tests.support.procs import RedisServer, Worker, WorkerPool
+from tests.support.procs import RedisServer, Worker, WorkerPool, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +112,15 @@ def test_only_what_this_node_started_is_orphaned(task_id: str | None, requeued: 
     entries = {b"tag-1": _entry(task_id), b"tag-2": b"not json"}
     tags = orphaned(entries, lambda tid: META.get(tid, {"status": "PENDING", "result": None}), "gpu0@box")
     assert tags == ([b"tag-1"] if requeued else [])
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "sqs://",  # no broadcast: no worker could answer a ping
+        f"redis://127.0.0.1:{free_port()}/0",  # nobody listens: the broker cannot say
+    ],
+)
+def test_a_broker_that_cannot_tell_whether_a_name_is_in_use_says_so(broker: str) -> None:
+    """None, not False: a worker then leaves recovery to the visibility timeout rather than guess."""
+    assert name_in_use(Celery(broker=broker, set_as_current=False), "gpu-0@box") is None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
 from dataclasses import fields
+from pathlib import PurePosixPath
 
 from narrator.models import ModelRegistry
 from narrator.settings import PROJECT_WORKFLOWS, Settings
@@ -34,3 +37,28 @@ def test_the_template_environment_parses_and_fits_runpods_limits() -> None:
 def test_credentials_come_from_runpod_secrets() -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert ENV[name].startswith("{{ RUNPOD_SECRET_"), name
+
+
+def test_the_image_is_the_packages_version_never_latest() -> None:
+    """A worker that scales up later must run what was deployed: a moving tag would swap the image under it."""
+    image = TEMPLATE["template"]["imageName"]
+    name, _, tag = image.rpartition(":")
+    assert "/" not in tag and tag != "latest", image
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag) and tag == parser["metadata"]["version"], image
+    assert name.endswith("/narrator-runpod"), image
+
+
+def test_the_volume_keeps_the_weights_of_every_model_warmed_up() -> None:
+    """VIBEVOICE_MODELS (fetched onto a network volume at boot) covers the folders the warm-up models load."""
+    settings = Settings.from_env(ENV)
+    registry = ModelRegistry.from_dir(PROJECT_WORKFLOWS)
+    kept = {item.partition("=")[0].strip() for item in ENV["VIBEVOICE_MODELS"].split(",") if item.strip()}
+    needed = set()
+    for name in settings.warmup_models:
+        spec = registry.get(name)
+        assert spec is not None and spec.weights is not None and spec.weights.folder == "tts", name
+        weights = spec.weights
+        needed |= {PurePosixPath(f).parts[1] for f in weights.files}  # VibeVoice/<Name>/...
+    assert needed and needed <= kept, (needed, kept)

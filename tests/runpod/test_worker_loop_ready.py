@@ -1,8 +1,9 @@
-"""The real RunPod worker loop with a broker takes no job before this container's GPU worker is ready.
+"""The real RunPod worker loop takes no job before whoever synthesizes its jobs is warm.
 
-As docker/start-runpod.sh runs them: a GPU worker (warming up on the fake ComfyUI, its own
-process) and a CPU worker on the real Redis, and the handler told the GPU worker's ready
-file. While the worker warms up the handler does not poll RunPod for jobs; when the
+With a broker, as docker/start-runpod.sh runs them: a GPU worker (warming up on the fake
+ComfyUI, its own process) and a CPU worker on the real Redis, and the handler told the GPU
+worker's ready file. With no broker (the template's mode) the handler itself warms its
+models up on ComfyUI. Until then the handler does not poll RunPod for jobs; when the
 warm-up fails, the worker dies, or the wait passes NARRATOR_READY_TIMEOUT, the handler
 exits 1 with the reason (RunPod replaces the worker; queued jobs wait for a healthy one).
 """
@@ -55,6 +56,19 @@ def gpu_worker(pool: WorkerPool, settings: Settings, comfy: FakeProcess, ready_f
                           "NARRATOR_COMFY_TIMEOUT": "60"})
 
 
+def takes_the_job_once_released(
+    comfy: FakeProcess, control_plane: FakeRunPod, job_id: str, process: HandlerProcess, ready_line: str
+) -> None:
+    """ComfyUI answers again: the warm-up ends, and only then is the waiting job taken and done."""
+    unhung = time.monotonic()
+    comfy.configure(hang=False)
+    body = control_plane.result(job_id, 120)
+    assert body["output"]["success"] is True and body["output"]["chunks"] == 1, body
+    assert control_plane.events(job_id, ("take",))[0].at > unhung
+    logs = process.logs()
+    assert logs.index(ready_line) < logs.index("Starting Serverless Worker")
+
+
 def exited(process: HandlerProcess) -> int:
     try:
         return process.proc.wait(EXIT_DEADLINE)
@@ -78,13 +92,7 @@ def test_no_job_is_taken_until_the_gpu_worker_is_ready(
         assert control_plane.events(job_id) == [], "a job was taken before the GPU worker was ready"
         assert "Starting Serverless Worker" not in process.logs()
 
-        unhung = time.monotonic()
-        fake_comfy_process.configure(hang=False)
-        body = control_plane.result(job_id, 120)
-        assert body["output"]["success"] is True and body["output"]["chunks"] == 1, body
-        assert control_plane.events(job_id, ("take",))[0].at > unhung
-        logs = process.logs()
-        assert logs.index("GPU worker ready, taking jobs") < logs.index("Starting Serverless Worker")
+        takes_the_job_once_released(fake_comfy_process, control_plane, job_id, process, "GPU worker ready, taking jobs")
     finally:
         process.stop()
 
@@ -124,3 +132,48 @@ def test_the_wait_has_a_deadline(settings: Settings, control_plane: FakeRunPod, 
     assert exited(process) == 1, process.logs()
     logs = process.logs()
     assert "not ready within 1 s" in logs and "has not started yet" in logs, logs
+
+
+# --- no broker (the template's mode): the handler synthesizes, so it warms up itself -------------------
+@pytest.fixture
+def in_process(tmp_path: Path, fake_comfy_process: FakeProcess) -> Settings:
+    """As docker/start-runpod.sh runs it with no NARRATOR_BROKER_URL: the handler and ComfyUI, nothing else."""
+    return Settings(storage_url=(tmp_path / "store").as_uri(), workflows_dir=PROJECT_WORKFLOWS,
+                    comfy_url=fake_comfy_process.url, warmup_models=("vibevoice-large",), job_timeout=120)
+
+
+def in_process_handler(settings: Settings, fake: FakeRunPod, log: Path) -> HandlerProcess:
+    return start_handler(handler_env(settings, {**fake.env(), "NARRATOR_COMFY_TIMEOUT": "60"}), log)
+
+
+def test_in_process_no_job_is_taken_until_the_handler_has_warmed_up(
+    in_process: Settings, fake_comfy_process: FakeProcess, control_plane: FakeRunPod, tmp_path: Path
+) -> None:
+    fake_comfy_process.configure(hang=True)  # the warm-up waits for ComfyUI
+    job_id = control_plane.enqueue({"text": TEXT, "model": "vibevoice-large"})
+    process = in_process_handler(in_process, control_plane, tmp_path / "handler.log")
+    try:
+        wait_until(lambda: "warming up vibevoice-large" in process.logs() or process.proc.poll() is not None, 60,
+                   "the handler's warm-up", 0.1)
+        assert control_plane.events(job_id) == [], "a job was taken before the models were warm"
+        logs = process.logs()
+        assert "warmed up vibevoice-large" not in logs and "Starting Serverless Worker" not in logs, logs
+
+        takes_the_job_once_released(fake_comfy_process, control_plane, job_id, process, "warmed up vibevoice-large")
+    finally:
+        process.stop()
+
+
+def test_in_process_a_failed_warm_up_ends_the_handler_with_the_reason(
+    in_process: Settings, fake_comfy_process: FakeProcess, control_plane: FakeRunPod, tmp_path: Path
+) -> None:
+    """ComfyUI without the model's tokenizer (weights not fetched): the handler exits 1 and takes no job."""
+    fake_comfy_process.configure(drop_files=["VibeVoice/VibeVoice-Large/tokenizer.json"])
+    job_id = control_plane.enqueue({"text": TEXT, "model": "vibevoice-large"})
+    process = in_process_handler(in_process, control_plane, tmp_path / "handler.log")
+    assert exited(process) == 1, process.logs()
+    logs = process.logs()
+    assert "warm-up failed, taking no jobs" in logs and "(VibeVoiceTTS) failed" in logs, logs
+    assert "LocalEntryNotFoundError" in logs, logs  # what the pinned pack raises for a missing tokenizer.json
+    assert "Starting Serverless Worker" not in logs and "Traceback" not in logs
+    assert control_plane.events(job_id) == [], "the job stays queued at RunPod for a healthy worker"

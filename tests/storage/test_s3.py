@@ -1,4 +1,7 @@
-"""S3-only behaviour: URL parsing, prefixes, multipart, paging, presigning, error translation."""
+"""S3-only behaviour: URL parsing, prefixes, multipart, paging, presigning, error translation.
+
+Tests of what a server does run on moto and on SeaweedFS (``s3_target``, the worker's key);
+fault injection stays on moto and on a fixed-answer endpoint."""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from narrator.errors import InvalidRequest, ObjectNotFound, StorageError, Storag
 from narrator.settings import Settings
 from narrator.storage import open_store
 from narrator.storage.s3 import S3Store, translate
-from tests.support.moto import MotoServer, free_port
+from tests.support.moto import free_port
+from tests.support.seaweed import S3Target
 
 SECRET = "sEcReT-should-never-appear-0123456789"
 ACCESS_KEY = "AKIAEXAMPLENEVERSHOWN"
@@ -74,44 +78,44 @@ def test_from_url_refuses(url: str) -> None:
 # -- layout and transfer ---------------------------------------------------------
 
 
-def test_prefix_maps_keys(s3_settings: Settings, moto_server: MotoServer) -> None:
-    store = s3(s3_settings, f"{s3_settings.storage_url}/team/narrator")
+def test_prefix_maps_keys(s3_target: S3Target) -> None:
+    store = s3(s3_target.settings, f"{s3_target.base}/team/narrator")
     store.put_bytes("jobs/j1/manifest.json", b"{}", content_type="application/json")
-    bucket = store.bucket
-    raw = moto_server.client()
-    head = raw.head_object(Bucket=bucket, Key="team/narrator/jobs/j1/manifest.json")
+    raw = s3_target.raw
+    head = raw.head_object(Bucket=s3_target.bucket, Key=s3_target.key("team/narrator/jobs/j1/manifest.json"))
     assert head["ContentType"] == "application/json"
     # Objects outside the prefix are invisible to the store.
-    raw.put_object(Bucket=bucket, Key="team/other/x", Body=b"x")
-    raw.put_object(Bucket=bucket, Key="team/narrator/folder/", Body=b"")
+    raw.put_object(Bucket=s3_target.bucket, Key=s3_target.key("team/other/x"), Body=b"x")
+    raw.put_object(Bucket=s3_target.bucket, Key=s3_target.key("team/narrator/folder/"), Body=b"")
     assert store.list("") == ["jobs/j1/manifest.json"]
 
 
-def test_put_file_goes_multipart(s3_settings: Settings, moto_server: MotoServer, tmp_path: Path) -> None:
+def test_put_file_goes_multipart(s3_target: S3Target, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(21 * 1024 * 1024))
-    store = s3(s3_settings, read_timeout=30.0)
+    store = s3(s3_target.settings, read_timeout=30.0)
     store.put_file("jobs/j1/output.wav", src, content_type="audio/wav")
-    head = moto_server.client().head_object(Bucket=store.bucket, Key="jobs/j1/output.wav")
+    head = s3_target.raw.head_object(Bucket=s3_target.bucket, Key=s3_target.key("jobs/j1/output.wav"))
     # An S3 multipart ETag is md5(part md5s) + "-<parts>"; 21 MB in 16 MB parts is two.
     assert head["ETag"].strip('"').endswith("-2")
     assert head["ContentLength"] == 21 * 1024 * 1024
     assert head["ContentType"] == "audio/wav"
+    assert store.get_bytes("jobs/j1/output.wav") == src.read_bytes()
 
 
-def test_small_put_file_is_one_request(s3_settings: Settings, moto_server: MotoServer, tmp_path: Path) -> None:
+def test_small_put_file_is_one_request(s3_target: S3Target, tmp_path: Path) -> None:
     src = tmp_path / "small.bin"
     src.write_bytes(b"x" * 1000)
-    store = s3(s3_settings)
+    store = s3(s3_target.settings)
     store.put_file("small", src)
-    head = moto_server.client().head_object(Bucket=store.bucket, Key="small")
+    head = s3_target.raw.head_object(Bucket=s3_target.bucket, Key=s3_target.key("small"))
     assert "-" not in head["ETag"]
 
 
-def test_large_copy_stays_server_side(s3_settings: Settings, moto_server: MotoServer, tmp_path: Path) -> None:
+def test_large_copy_stays_server_side(s3_target: S3Target, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(3 * 1024 * 1024))
-    store = s3(s3_settings, multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    store = s3(s3_target.settings, multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
     # Small thresholds: a 3 MB object is copied whole; the copy keeps its bytes.
     store.put_file("cache/a", src)
     sent: list[str] = []
@@ -121,8 +125,8 @@ def test_large_copy_stays_server_side(s3_settings: Settings, moto_server: MotoSe
     assert store.get_bytes("jobs/j/chunks/00001.flac") == src.read_bytes()
 
 
-def test_list_pages(s3_settings: Settings) -> None:
-    store = s3(s3_settings, page_size=5)
+def test_list_pages(s3_target: S3Target) -> None:
+    store = s3(s3_target.settings, page_size=5)
     for i in range(23):
         store.put_bytes(f"jobs/j/chunks/{i:05d}.flac", b"c")
     calls: list[str] = []
@@ -131,8 +135,8 @@ def test_list_pages(s3_settings: Settings) -> None:
     assert len(calls) == 5
 
 
-def test_presigned_url_carries_expiry(s3_settings: Settings) -> None:
-    store = s3(s3_settings)
+def test_presigned_url_carries_expiry(s3_target: S3Target) -> None:
+    store = s3(s3_target.settings)
     store.put_bytes("jobs/j1/output.flac", b"fLaC")
     url = store.presigned_url("jobs/j1/output.flac", 120)
     query = parse_qs(urlparse(url).query)
@@ -151,8 +155,13 @@ def test_presigned_expiry_bounds(s3_settings: Settings, expires: int) -> None:
 # -- errors against real endpoints --------------------------------------------------
 
 
-def test_missing_bucket_is_permanent(s3_settings: Settings, tmp_path: Path) -> None:
-    store = s3(s3_settings, "s3://no-such-bucket-here/p")
+# moto checks no keys, so it says NoSuchBucket; SeaweedFS tells a bucket-scoped key AccessDenied
+# for any other bucket, there or not. Either way the job fails at once, naming the code.
+MISSING_BUCKET_CODE = {"moto": "NoSuchBucket", "seaweed": "AccessDenied"}
+
+
+def test_missing_bucket_is_permanent(s3_target: S3Target, tmp_path: Path) -> None:
+    store = s3(s3_target.settings, "s3://no-such-bucket-here/p")
     src = tmp_path / "f"
     src.write_bytes(b"x")
     for call in [
@@ -162,12 +171,12 @@ def test_missing_bucket_is_permanent(s3_settings: Settings, tmp_path: Path) -> N
         lambda: store.list("jobs/"),
         lambda: store.delete("k"),
     ]:
-        with pytest.raises(StoragePermanentError, match="NoSuchBucket"):
+        with pytest.raises(StoragePermanentError, match=MISSING_BUCKET_CODE[s3_target.name]):
             call()
 
 
-def test_missing_object_on_every_read(s3_settings: Settings, tmp_path: Path) -> None:
-    store = s3(s3_settings)
+def test_missing_object_on_every_read(s3_target: S3Target, tmp_path: Path) -> None:
+    store = s3(s3_target.settings)
     assert not store.exists("gone")
     for call in [lambda: store.get_bytes("gone"), lambda: store.get_file("gone", tmp_path / "o")]:
         with pytest.raises(ObjectNotFound, match="get gone"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -145,14 +146,28 @@ class WorkerPool:
     ) -> Worker:
         """Start a worker; unless ``wait`` is false, return once it logs that it is ready."""
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
-        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
-        env["PYTHONPATH"] = str(ROOT)
-        log = self.folder / f"{name}.log"
         args = [
             sys.executable, "-m", "celery", "-A", "narrator.tasks.worker", "worker",
             "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
         ]
+        return self._spawn(args, settings, name, queues, extra_env, wait)
+
+    def start_command(
+        self, settings: Settings, label: str, *options: str, extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> Worker:
+        """``narrator worker OPTIONS``, as an operator runs it (its node name: :func:`node_name_of`)."""
+        args = [sys.executable, "-m", "narrator.cli", "worker", *options]
+        return self._spawn(args, settings, label, " ".join(options), extra_env, wait)
+
+    def _spawn(
+        self, args: list[str], settings: Settings, name: str, queues: str, extra_env: dict[str, str] | None,
+        wait: bool,
+    ) -> Worker:
+        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        env["PYTHONPATH"] = str(ROOT)
+        log = self.folder / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         worker = Worker(name, queues, proc, log)
@@ -174,6 +189,12 @@ class WorkerPool:
 
     def logs(self) -> str:
         return "\n".join(f"=== {w.name}\n{w.logs()[-4000:]}" for w in self.workers)
+
+
+def node_name_of(worker: Worker) -> str:
+    """The node name a worker's ready line (``<name> ready.``) gives; empty before it is ready."""
+    found = re.search(r"(\S+@\S+) ready\.", worker.logs())
+    return found.group(1) if found else ""
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
