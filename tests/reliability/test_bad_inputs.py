@@ -249,7 +249,7 @@ def test_storage_keys_and_uploads_are_generated_names(
 
     job = re.escape(handle.id)
     generated = re.compile(
-        rf"^jobs/{job}/(manifest\.json|staged/\d+|voices/[1-4]\.wav|chunks/\d{{5}}\.flac|done/\d{{5}}-\d+-[cs]"
+        rf"^jobs/{job}/(request\.json|manifest\.json|staged/\d+|voices/[1-4]\.wav|chunks/\d{{5}}\.flac|done/\d{{5}}-\d+-[cs]"
         rf"|work/(joined\.wav|captions\.(srt|vtt))|output\.(wav|srt|vtt)|result\.json)$"
         r"|^cache/[0-9a-f]{2}/[0-9a-f]{64}\.flac$"
     )
