@@ -252,13 +252,15 @@ def fetch(model: Model, folder: Path, token: str | None, shown: Path | None = No
     from huggingface_hub import snapshot_download
 
     repo = model.repo
-    tokenizer_from = model.repo
+    # What the closing line says of the tokenizer: kept from an earlier boot, or which repo gave it.
+    tokenizer_from = "kept" if (folder / "tokenizer.json").is_file() else f"from {model.repo}"
     try:
         print(f"fetching {repo} for {model.name}", flush=True)
         snapshot_download(repo, local_dir=folder, token=token)
         # The loader reads tokenizer.json from the model folder only (loader.py:145-148).
         if not (folder / "tokenizer.json").is_file():
-            repo = tokenizer_from = model.tokenizer_repo
+            repo = model.tokenizer_repo
+            tokenizer_from = f"from {repo}"
             wanted = [f for f in TOKENIZER_FILES if not (folder / f).exists()]
             print(f"fetching {', '.join(wanted)} from {repo} for {model.name}", flush=True)
             snapshot_download(repo, local_dir=folder, allow_patterns=wanted, token=token)
@@ -271,7 +273,7 @@ def fetch(model: Model, folder: Path, token: str | None, shown: Path | None = No
     with contextlib.suppress(OSError):
         (folder / ".cache").rmdir()  # only if nothing else is in it
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    print(f"{model.name}: complete, {size / 1e6:.1f} MB (tokenizer from {tokenizer_from})", flush=True)
+    print(f"{model.name}: complete, {size / 1e6:.1f} MB (tokenizer {tokenizer_from})", flush=True)
     return folder
 
 

@@ -115,9 +115,15 @@ def scan(folders: Iterable[Path]) -> list[FileEntry]:
     return [entry for folder in folders for entry in _walk(folder)]
 
 
+#: Files ComfyUI ships in its folders, not outputs of ours.
+KEEP = frozenset({"_output_images_will_be_put_here"})
+
+
 def _walk(folder: Path) -> Iterator[FileEntry]:
     for root, _dirs, names in os.walk(folder):
         for name in names:
+            if name in KEEP:
+                continue
             path = os.path.join(root, name)
             try:
                 info = os.lstat(path)

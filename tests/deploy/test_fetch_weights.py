@@ -561,6 +561,7 @@ def test_a_missing_shard_is_completed_and_only_it_is_downloaded(hub: FakeHub, tm
     run = boot(hub, tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"lacks {shard}" in run.stdout and "completing it" in run.stdout
+    assert "VibeVoice-Large: complete" in run.stdout and "(tokenizer kept)" in run.stdout, run.stdout
     assert blobs_fetched(hub) == {sha256_of(hub.repos["aoi-ot/VibeVoice-Large"].files[shard])}
     assert (folder / shard).read_bytes() == hub.repos["aoi-ot/VibeVoice-Large"].files[shard]
     assert_served_from_the_volume(run, "VibeVoice-Large")
