@@ -91,6 +91,20 @@ def test_gc_on_a_file_store(
     print(out, report)
 
 
+def test_gc_without_a_cutoff_expires_at_the_results_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "storage"
+    jobs = make_jobs(FileStore(root))
+    age(root, jobs["a-done"].prefix, 3)
+    age(root, jobs["e-cancelled"].prefix, 1)
+    monkeypatch.setenv("NARRATOR_STORAGE_URL", root.as_uri())
+    monkeypatch.setenv("NARRATOR_JOB_RETENTION", str(int(2 * DAY)))  # results live two days: so do jobs
+    assert main(["gc", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["jobs"] == 1 and IDS["a-done"] not in folders(root) and IDS["e-cancelled"] in folders(root)
+
+
 def test_gc_refuses_a_bad_cutoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("NARRATOR_STORAGE_URL", (tmp_path / "s").as_uri())
