@@ -199,6 +199,7 @@ def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
     bind=True,
     base=JobTask,
     acks_late=True,
+    Request="narrator.tasks.requeue:NextInLine",  # a chunk whose process died goes next, not last
     throws=(JobCancelled,),
 ))
 def synthesize_chunk(self: JobTask[..., Any], job_id: str, index: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import redis
 
@@ -126,3 +127,26 @@ def test_jobs_submitted_together_run_one_after_another(redis_server: RedisServer
     job_of = {text: j for j, handle in enumerate(handles) for text in manifest_texts(settings, handle.id)}
     ran = [job_of[text] for text in order if text in job_of]
     assert ran == sorted(ran) and len(ran) == 16, f"chunks ran in this order of jobs: {ran}"
+
+
+def test_a_chunk_whose_pool_process_died_runs_next(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The OOM killer takes a pool process mid-chunk: Celery requeues the chunk, at the head of its list."""
+    settings = cluster_settings(redis_server, tmp_path)
+    with cluster(settings, tmp_path, gpu=1, cpu=1) as chaos:
+        fake, gpu = chaos.fakes[0], chaos.pool.workers[0]
+        fake.configure(hold=True)
+        first = jobs.submit(request(paragraphs(2, "killed")), settings)
+        wait_until(lambda: stat(fake, "prompts_posted") >= 1, 60, "the first chunk on ComfyUI")
+        later = jobs.submit(request(paragraphs(6, "queued")), settings)
+        wait_until(lambda: queued(settings, GPU_QUEUE) == 1 + 6, 60, "both jobs' chunks in the queue")
+
+        (child,) = psutil.Process(gpu.proc.pid).children()
+        child.kill()  # SIGKILL the pool process alone; the worker's main process stays
+        wait_until(lambda: stat(fake, "prompts_posted") >= 2, 60, "the lost chunk posted again")
+        fake.configure(hold=False)
+        assert_complete_in_order(settings, first, wait_for(first, 120, chaos.pool), 2)
+        assert_complete_in_order(settings, later, wait_for(later, 120, chaos.pool), 6)
+        order = prompt_texts(fake.stats()["prompts"])  # type: ignore[arg-type]  # JSON: a list of prompts
+
+    lost = manifest_texts(settings, first.id)[0]
+    assert order[:2] == [lost, lost], f"the requeued chunk was not next: {order.index(lost, 1)}th"
