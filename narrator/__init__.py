@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import NarratorError
+from .errors import InvalidRequest, JobFailed, JobTimeout, NarratorError
 from .request import JobRequest
 from .result import JobResult, JobState, Progress
 
@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from .jobs import JobHandle
     from .settings import Settings
 
-__all__ = ["JobRequest", "JobResult", "JobState", "NarratorError", "Progress", "get", "submit"]
+__all__ = [
+    "InvalidRequest", "JobFailed", "JobRequest", "JobResult", "JobState", "JobTimeout", "NarratorError", "Progress",
+    "get", "submit",
+]
 
 
 def submit(request: JobRequest | dict[str, Any], settings: Settings | None = None) -> JobHandle:

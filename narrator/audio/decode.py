@@ -44,6 +44,18 @@ def decode(data: bytes, *, field: str = "audio", max_seconds: float | None = Non
     return _read(io.BytesIO(data), field, max_seconds, expect)
 
 
+def probe(data: bytes, *, field: str = "audio") -> str:
+    """The container format of an audio file's bytes, read from its header alone; AudioError if none."""
+    if not data:
+        raise AudioError(f"{field}: empty (zero bytes)")
+    try:
+        return str(sf.info(io.BytesIO(data)).format)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"{field}: not readable audio ({_reason(exc)})") from exc
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise AudioError(f"{field}: not readable audio ({exc})") from exc
+
+
 def flac_seconds(data: bytes, sample_rate: int) -> float | None:
     """The length of ``data`` if it is already a chunk as the pipeline stores it (mono FLAC at
     ``sample_rate``), else None.

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from .. import jobs
-from ..errors import InvalidRequest, NarratorError
+from ..audio.decode import probe
+from ..errors import AudioError, ConfigurationError, InvalidRequest, JobNotFound, NarratorError
 from ..ops.logs import setup_logging
+from ..result import JobState
 from ..settings import Settings
 from .progress_bar import ProgressBar
 
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`narrator chunk … | head`): as any Unix tool, stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,12 +153,23 @@ def _read_text(args: argparse.Namespace) -> str:
     return str(source)
 
 
+#: A --voice value ending so is a file the user means, never a stored voice's name.
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff")
+
+
 def _voice(value: str) -> str:
     if value.startswith(("http://", "https://")):
         return value
-    path = Path(value)
+    path = Path(value).expanduser()
     if path.is_file():
-        return base64.b64encode(path.read_bytes()).decode()
+        data = path.read_bytes()
+        try:
+            probe(data, field=value)
+        except AudioError as exc:
+            raise InvalidRequest(str(exc), field="--voice") from None
+        return base64.b64encode(data).decode()
+    if path.suffix.lower() in AUDIO_SUFFIXES or "/" in value or path.exists():
+        raise InvalidRequest(f"{value}: no such file", field="--voice")
     return value  # a stored voice name; validation says if it does not exist
 
 
@@ -177,7 +195,7 @@ def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
     result = _wait(handle, args.timeout)
     _download(handle, args.output)
     print(
-        f"wrote {args.output} ({result.duration_seconds:.1f} s of audio, {result.chunks} chunks, "
+        f"wrote {args.output} ({result.duration_seconds:.1f} s of audio, {_count(result.chunks, 'chunk')}, "
         f"{result.metrics.execution_time:.1f} s)",
         file=sys.stderr,
     )
@@ -185,6 +203,12 @@ def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.eager and not args.wait:
+        # In-process, the job would die with this command: never print an id for a job that will not run.
+        raise ConfigurationError(
+            "submit queues a job for workers, and none is configured; set it to a broker "
+            "(redis://...) with workers running, or run the job here with `narrator speak`",
+            variable="NARRATOR_BROKER_URL")
     handle = jobs.submit(request_from_args(args), settings)
     if not args.wait:
         print(handle.id)
@@ -197,19 +221,30 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    handle = jobs.get(args.job_id, settings)
+    handle, state = _existing(args.job_id, settings)
     progress = handle.progress()
-    print(json.dumps({**progress.model_dump(mode="json"), "state": handle.status()}, indent=2))
+    print(json.dumps({**progress.model_dump(mode="json"), "state": state}, indent=2))
     return 0
 
 
 def cmd_result(args: argparse.Namespace, settings: Settings) -> int:
-    handle = jobs.get(args.job_id, settings)
+    handle, state = _existing(args.job_id, settings)
     if handle.result() is None:
-        print(f"narrator: job {handle.id} is {handle.status()}, no result yet", file=sys.stderr)
+        why = {JobState.CANCELLED: "was cancelled", JobState.FAILURE: "failed"}.get(state, "is not done yet")
+        print(f"narrator: job {handle.id} {why}: it has no audio (narrator status {handle.id})", file=sys.stderr)
         return 1
     _download(handle, args.output)
     return 0
+
+
+def _existing(job_id: str, settings: Settings) -> tuple[jobs.JobHandle, JobState]:
+    """The job and its state; JobNotFound when this storage has never heard of it (a typo, another store)."""
+    handle = jobs.get(job_id, settings)
+    state = handle.status()
+    if state is JobState.PENDING and not handle.job_store.known():
+        raise JobNotFound(
+            f"no job {handle.id} in {settings.effective_storage_url} (check the id, and NARRATOR_STORAGE_URL)")
+    return handle, state
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,6 +276,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if slot is not None:  # held until here: no other worker on this host could take the name
             slot.release()
     return exit_code()  # Celery's worker_main drops the worker's exit status
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _download(handle: jobs.JobHandle, path: Path) -> None:

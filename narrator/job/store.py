@@ -262,6 +262,10 @@ class JobStore:
     def read_request(self) -> Any:
         return self._get_json(self.request_key)
 
+    def known(self) -> bool:
+        """Whether this storage holds the job: its request (a broker's producer writes it) or its manifest."""
+        return self.objects.exists(self.request_key) or self.objects.exists(self.manifest_key)
+
     def put_voice(self, speaker: int, wav: bytes) -> str:
         key = self.voice_key(speaker)
         self.objects.put_bytes(key, wav, "audio/wav")
