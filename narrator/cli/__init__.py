@@ -190,8 +190,22 @@ def _wait(handle: jobs.JobHandle, timeout: float | None) -> Any:
         bar.close()
 
 
+def _warn_unused_voice(args: argparse.Namespace, settings: Settings) -> None:
+    """A model without voice cloning speaks in its own voice: say so, rather than ignore --voice silently."""
+    from ..tasks.context import context_for
+
+    name = args.model or settings.default_model
+    spec = context_for(settings).registry.get(name)
+    if args.voice and spec is not None and not spec.voice_cloning:
+        cloning = sorted(m.name for m in context_for(settings).registry if m.voice_cloning)
+        print(f"narrator: model {name!r} cannot clone a voice, so --voice is not used"
+              + (f" (these can: {', '.join(cloning)}; --model)" if cloning else ""), file=sys.stderr)
+
+
 def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
-    handle = jobs.submit(request_from_args(args), settings)
+    request = request_from_args(args)  # a bad --voice is an error before it is a warning
+    _warn_unused_voice(args, settings)
+    handle = jobs.submit(request, settings)
     result = _wait(handle, args.timeout)
     _download(handle, args.output)
     print(
@@ -209,7 +223,9 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             "submit queues a job for workers, and none is configured; set it to a broker "
             "(redis://...) with workers running, or run the job here with `narrator speak`",
             variable="NARRATOR_BROKER_URL")
-    handle = jobs.submit(request_from_args(args), settings)
+    request = request_from_args(args)  # a bad --voice is an error before it is a warning
+    _warn_unused_voice(args, settings)
+    handle = jobs.submit(request, settings)
     if not args.wait:
         print(handle.id)
         return 0

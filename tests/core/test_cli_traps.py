@@ -8,7 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from narrator.job.store import JobStore
 from narrator.storage import FileStore
@@ -101,3 +103,12 @@ def test_speak_counts_one_chunk_as_one(store_dir: Path, tmp_path: Path) -> None:
     run = narrator(store_dir, "speak", "Just one short sentence.", "-o", str(tmp_path / "one.wav"))
     assert run.returncode == 0, run.stderr
     assert ", 1 chunk, " in run.stderr.splitlines()[-1]
+
+
+def test_a_voice_the_model_cannot_use_is_said_not_ignored(store_dir: Path, tmp_path: Path) -> None:
+    voice = tmp_path / "me.wav"
+    sf.write(voice, 0.2 * np.sin(2 * np.pi * 180 * np.arange(24000) / 24000), 24000)
+    run = narrator(store_dir, "speak", "Hello there.", "--voice", str(voice), "-o", str(tmp_path / "o.wav"))
+    assert run.returncode == 0, run.stderr
+    assert first_line(run) == ("narrator: model 'local' cannot clone a voice, so --voice is not used "
+                               "(these can: vibevoice-1.5b, vibevoice-large; --model)")
