@@ -51,6 +51,8 @@ class ModelSpec(BaseModel):
     sample_rate: int = Field(24000, ge=8000, le=192000)
     speakers: int = Field(1, ge=1, le=16)
     voice_cloning: bool = False
+    words_per_minute: float = Field(150.0, ge=30, le=600)
+    """How fast the model speaks, for estimates (``narrator chunk``): measured, or a common default."""
     speaker_format: str = "{text}"
     max_chunk_chars: int = Field(1200, ge=20, le=100_000)
     min_chunk_chars: int = Field(0, ge=0)

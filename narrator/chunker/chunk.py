@@ -72,7 +72,8 @@ class Chunk:
         return cls(**{**data, "boundary": Boundary(data["boundary"])})
 
 
-_WORDS_PER_MINUTE = 150.0
+#: The rate a chunk's ``seconds`` assumes; a model file may say its own (``words_per_minute``).
+WORDS_PER_MINUTE = 150.0
 _CJK_CHARS_PER_SECOND = 4.0
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
@@ -88,7 +89,7 @@ def spoken_words(text: str) -> int:
 def estimated_seconds(text: str, speed: float | None = None) -> float:
     cjk = len(_CJK_CHAR.findall(text))
     other = len(_CJK_CHAR.sub(" ", text).split()) if cjk else len(text.split())
-    seconds = other * 60.0 / _WORDS_PER_MINUTE + cjk / _CJK_CHARS_PER_SECOND
+    seconds = other * 60.0 / WORDS_PER_MINUTE + cjk / _CJK_CHARS_PER_SECOND
     return seconds / (speed or 1.0)
 
 

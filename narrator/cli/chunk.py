@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chunker import Chunk, chunk_text
+from ..chunker.chunk import WORDS_PER_MINUTE
 from ..errors import InvalidRequest, ModelError, NarratorError
 from ..models import ModelRegistry, ModelSpec
 from ..settings import Settings
@@ -58,10 +59,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except NarratorError as exc:
         print(f"narrator chunk: {exc}", file=sys.stderr)
         return 2
+    rate = spec.words_per_minute
     if args.json:
-        print(json.dumps([_row(c) for c in chunks], ensure_ascii=False, indent=2))
+        print(json.dumps([_row(c, rate) for c in chunks], ensure_ascii=False, indent=2))
     else:
-        print(table(chunks, spec.name, max_chars))
+        print(table(chunks, spec.name, max_chars, rate))
     return 0
 
 
@@ -97,22 +99,28 @@ def _speakers(pairs: list[str]) -> dict[str, int]:
     return out
 
 
-def _row(chunk: Chunk) -> dict[str, Any]:
-    return {**chunk.to_dict(), "words": chunk.words, "seconds": round(chunk.seconds, 2)}
+def _seconds(chunk: Chunk, words_per_minute: float) -> float:
+    """The chunk's spoken length at the model's own rate (``Chunk.seconds`` assumes the common one)."""
+    return chunk.seconds * WORDS_PER_MINUTE / words_per_minute
 
 
-def table(chunks: list[Chunk], model: str, max_chars: int) -> str:
+def _row(chunk: Chunk, words_per_minute: float = WORDS_PER_MINUTE) -> dict[str, Any]:
+    return {**chunk.to_dict(), "words": chunk.words, "seconds": round(_seconds(chunk, words_per_minute), 2)}
+
+
+def table(chunks: list[Chunk], model: str, max_chars: int, words_per_minute: float = WORDS_PER_MINUTE) -> str:
     lines = [f"{'#':>5}  {'words':>5}  {'boundary':<9}  {'speaker':>7}  {'secs':>6}  text"]
     for c in chunks:
         preview = " ".join(c.text.split())
         if len(preview) > _PREVIEW:
             preview = preview[: _PREVIEW - 1] + "…"
-        lines.append(f"{c.index:>5}  {c.words:>5}  {c.boundary.value:<9}  {c.speaker:>7}  {c.seconds:>6.1f}  {preview}")
+        secs = _seconds(c, words_per_minute)
+        lines.append(f"{c.index:>5}  {c.words:>5}  {c.boundary.value:<9}  {c.speaker:>7}  {secs:>6.1f}  {preview}")
     words = sum(c.words for c in chunks)
-    seconds = sum(c.seconds for c in chunks)
+    seconds = sum(_seconds(c, words_per_minute) for c in chunks)
     minutes, secs = divmod(round(seconds), 60)
     lines.append(
         f"{len(chunks)} chunk{'s' if len(chunks) != 1 else ''}, {words} words, about {minutes} min {secs} s "
-        f"at 150 words a minute (model {model}, at most {max_chars} characters a chunk)"
+        f"at {words_per_minute:g} words a minute (model {model}, at most {max_chars} characters a chunk)"
     )
     return "\n".join(lines)

@@ -379,7 +379,7 @@ class JobStore:
             state=state,
             chunks_done=len(markers.done),
             chunks_total=markers.chunks_total or 0,
-            audio_seconds=sum(d.seconds for d in markers.done.values()),
+            audio_seconds=round(sum(d.seconds for d in markers.done.values()), 3),  # no float noise in JSON
             error=error,
         )
 

@@ -129,3 +129,25 @@ def test_stdin(settings: Settings) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     rows = json.loads(proc.stdout)
     assert [r["text"] for r in rows] == ["Hello from standard input. It works."]
+
+
+def test_the_estimate_is_the_models_own_rate_and_close_to_its_speech(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The embedded model speaks faster than the common 150 words a minute: the estimate says so, and holds."""
+    from narrator import jobs
+    from narrator.settings import PROJECT_WORKFLOWS
+
+    text = "\n\n".join((ROOT / "examples" / "tell-tale-heart.txt").read_text().split("\n\n")[1:5])
+    source = tmp_path / "excerpt.txt"
+    source.write_text(text)
+    settings = Settings(workflows_dir=PROJECT_WORKFLOWS, default_model="local", storage_url=(tmp_path / "s").as_uri())
+    assert run(["chunk", "--json", str(source)], settings) == 0
+    estimate = sum(row["seconds"] for row in json.loads(capsys.readouterr().out))
+    assert run(["chunk", str(source)], settings) == 0
+    assert "at 211 words a minute (model local" in capsys.readouterr().out
+
+    handle = jobs.submit({"text": text}, settings)
+    handle.wait(timeout=120)
+    speech = handle.progress().audio_seconds  # the chunks' own audio, before the joins' pauses
+    assert abs(estimate - speech) / speech < 0.15, (estimate, speech)

@@ -79,6 +79,14 @@ def test_progress_from_one_listing(job: JobStore) -> None:
     assert job.done() == {0: Done(seconds=1.25, cached=True), 1: Done(seconds=2.5, cached=False)}
 
 
+def test_progress_seconds_carry_no_float_noise(job: JobStore) -> None:
+    job.objects.put_bytes(job.staged_key(3), b"")
+    for index, seconds in enumerate((0.1, 0.2, 6.6)):
+        job.put_chunk(index, b"flac", seconds=seconds, cached=False)
+    assert job.progress().audio_seconds == 6.9  # a bare sum is 6.8999999999999995
+    assert '"audio_seconds":6.9,' in job.progress().model_dump_json()
+
+
 def test_the_first_failure_is_the_one_recorded(job: JobStore) -> None:
     assert job.error() is None
     assert job.record_error("chunk 2: ComfyUI refused the prompt", "narrator.synthesize_chunk") is True
