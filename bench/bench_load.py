@@ -28,8 +28,9 @@ from narrator.job.store import JobStore
 from narrator.result import JobState
 from narrator.settings import PROJECT_WORKFLOWS, Settings
 from narrator.storage import ObjectStore, open_store
-from narrator.tasks.names import CPU_QUEUE, GPU_QUEUE, redis_list_keys
+from narrator.tasks.names import CPU_QUEUE, GPU_QUEUE
 from tests.reliability.chaos_support import Cluster, cluster, paragraphs, posted_texts, request
+from tests.reliability.conftest import queue_length
 from tests.support.procs import RedisServer, WorkerPool, free_port, wait_until
 
 JOBS = 500
@@ -186,8 +187,7 @@ def broker_drained(settings: Settings) -> bool:
     """No message left in a queue, none taken and unacknowledged."""
     client = redis.Redis.from_url(settings.broker_url)
     try:
-        lists = redis_list_keys(CPU_QUEUE) + redis_list_keys(GPU_QUEUE)
-        return not any((*(client.llen(k) for k in lists), client.hlen("unacked")))
+        return not any((queue_length(client, CPU_QUEUE), queue_length(client, GPU_QUEUE), client.hlen("unacked")))
     finally:
         client.close()
 

@@ -30,7 +30,14 @@ from bench.harness import cluster
 from narrator import jobs
 from narrator.jobs import JobHandle
 from narrator.settings import Settings
-from tests.reliability.chaos_support import paragraphs, prompt_texts, request
+from tests.reliability.chaos_support import (
+    paragraphs,
+    posted,
+    prompt_texts,
+    request,
+    restarted,
+    wait_mid_chunk,
+)
 from tests.support.comfy import FakeProcess
 from tests.support.procs import wait_until
 
@@ -112,11 +119,11 @@ def order_figures(settings: Settings, fakes: Sequence[FakeProcess]) -> list[Row]
 def retry_figures(settings: Settings, fakes: Sequence[FakeProcess], logs: Any) -> list[Row]:
     victim = fakes[0]
     victim.configure(hold=True)
+    before = posted(victim)  # the warm-up's
     handle = jobs.submit(request(paragraphs(BACKLOG, "backlog")), settings)
-    wait_until(lambda: _running(victim), 60, "a chunk held on the first fake")
-    lost = prompt_texts(victim.stats()["prompts"][-1:])[0]  # type: ignore[index]  # JSON list
+    lost = wait_mid_chunk(victim, after=before)
     httpx.post(f"{victim.url}/_fake/restart", json={"down_seconds": DOWN_SECONDS}, timeout=5).raise_for_status()
-    wait_until(lambda: _restarted(victim), 30, "the fake to come back")
+    wait_until(lambda: restarted(victim), 30, "the fake to come back")
     victim.configure(hold=False)
     handle.wait(timeout=300)
 
@@ -137,18 +144,6 @@ def retry_figures(settings: Settings, fakes: Sequence[FakeProcess], logs: Any) -
 def _wall(stamp: str) -> float:
     """A log line's timestamp (``2026-11-29T11:57:19.554Z``) as seconds since the epoch."""
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-
-
-def _running(fake: FakeProcess) -> bool:
-    stats: dict[str, Any] = fake.stats()
-    return int(stats["prompts_posted"]) > int(stats["prompts_executed"]) and bool(stats["started_wall"])
-
-
-def _restarted(fake: FakeProcess) -> bool:
-    try:
-        return int(fake.stats()["restarts"]) >= 1  # type: ignore[call-overload]  # JSON number
-    except httpx.TransportError:
-        return False
 
 
 def run() -> list[Row]:

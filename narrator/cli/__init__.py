@@ -195,9 +195,10 @@ def _warn_unused_voice(args: argparse.Namespace, settings: Settings) -> None:
     from ..tasks.context import context_for
 
     name = args.model or settings.default_model
-    spec = context_for(settings).registry.get(name)
+    registry = context_for(settings).registry
+    spec = registry.get(name)
     if args.voice and spec is not None and not spec.voice_cloning:
-        cloning = sorted(m.name for m in context_for(settings).registry if m.voice_cloning)
+        cloning = sorted(m.name for m in registry if m.voice_cloning)
         print(f"narrator: model {name!r} cannot clone a voice, so --voice is not used"
               + (f" (these can: {', '.join(cloning)}; --model)" if cloning else ""), file=sys.stderr)
 

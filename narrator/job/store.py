@@ -41,6 +41,9 @@ from ..request import JobRequest
 from ..result import JobResult, JobState, Progress
 from ..storage import ObjectStore
 
+#: The layout's two top-level folders: one folder per job, and chunk audio by content.
+JOBS_PREFIX = "jobs/"
+CACHE_PREFIX = "cache/"
 JOB_ID = re.compile(r"^[a-f0-9]{32}$")
 INLINE_AUDIO = "<inline audio>"
 """What the manifest keeps of a voice given inline: the audio itself is under voices/."""
@@ -60,7 +63,7 @@ def is_job_id(value: object) -> bool:
 
 def cache_key(digest: str) -> str:
     """Chunk audio by content, shared by every job: equal digests mean equal audio."""
-    return f"cache/{digest[:2]}/{digest}.flac"
+    return f"{CACHE_PREFIX}{digest[:2]}/{digest}.flac"
 
 
 class ChunkEntry(BaseModel):
@@ -195,7 +198,7 @@ class JobStore:
             raise JobNotFound(f"not a job id: {job_id!r}")
         self.objects = store
         self.job_id = job_id
-        self.prefix = f"jobs/{job_id}/"
+        self.prefix = f"{JOBS_PREFIX}{job_id}/"
 
     def __repr__(self) -> str:
         return f"JobStore({self.objects.url!r}, {self.job_id!r})"
@@ -255,7 +258,7 @@ class JobStore:
     # Submitting and staging.
 
     def put_request(self, request: Mapping[str, Any]) -> str:
-        """Keep a request too large for the broker; the reference to send instead."""
+        """Keep the request in the job's folder; the reference the entry task carries instead of it."""
         self._put_json(self.request_key, request)
         return self.request_key
 

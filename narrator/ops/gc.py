@@ -24,17 +24,13 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..job.store import Markers, is_job_id
+from ..job.store import CACHE_PREFIX, JOBS_PREFIX, Markers, is_job_id
 from ..result import JobState
 from ..storage import ObjectStore
 from ..storage.base import StoredObject
 
 log = logging.getLogger(__name__)
 
-# The two top-level folders of narrator.job.store's layout.
-JOBS = "jobs/"
-CACHE = "cache/"
-ENDED = frozenset({JobState.SUCCESS, JobState.FAILURE, JobState.CANCELLED})
 # Keys go to the store this many at a time (S3 deletes up to 1000 in one call).
 _BATCH = 1000
 
@@ -103,11 +99,11 @@ def plan_jobs(objects: Iterable[StoredObject], now: float, policy: Policy) -> It
 
 
 def plan_job(job_id: str, objects: list[StoredObject], now: float, policy: Policy) -> Expired | None:
-    prefix = f"{JOBS}{job_id}/"
+    prefix = f"{JOBS_PREFIX}{job_id}/"
     names = [obj.key[len(prefix) :] for obj in objects]
     state = Markers.from_names(names).state
     idle = now - max(obj.modified for obj in objects)
-    wait = policy.older_than if state in ENDED else max(policy.older_than, policy.unfinished_after)
+    wait = policy.older_than if state.final else max(policy.older_than, policy.unfinished_after)
     if idle <= max(wait, policy.floor):
         return None
     ordered = sorted(zip(names, objects, strict=True), key=lambda pair: _is_end_marker(pair[0]))
@@ -119,7 +115,7 @@ def plan_job(job_id: str, objects: list[StoredObject], now: float, policy: Polic
 def plan_cache(objects: Iterable[StoredObject], now: float, policy: Policy) -> Iterator[Expired]:
     limit = max(policy.older_than, policy.floor)
     for obj in objects:
-        if obj.key.startswith(CACHE) and now - obj.modified > limit:
+        if obj.key.startswith(CACHE_PREFIX) and now - obj.modified > limit:
             yield Expired("cache", obj.key, (obj.key,), obj.size)
 
 
@@ -127,12 +123,12 @@ def collect(store: ObjectStore, now: float, policy: Policy, *, dry_run: bool = F
     """List ``jobs/`` and ``cache/``, delete what :func:`plan_jobs` and :func:`plan_cache` expire."""
     report = Report()
     pending: list[str] = []
-    for item in plan_jobs(store.list_objects(JOBS), now, policy):
+    for item in plan_jobs(store.list_objects(JOBS_PREFIX), now, policy):
         if item is None:
             report.kept_jobs += 1
             continue
         _expire(store, item, report, pending, dry_run)
-    for item in plan_cache(store.list_objects(CACHE), now, policy):
+    for item in plan_cache(store.list_objects(CACHE_PREFIX), now, policy):
         _expire(store, item, report, pending, dry_run)
     if pending:
         store.delete_many(pending)
@@ -158,9 +154,9 @@ def _job_objects(objects: Iterable[StoredObject]) -> Iterator[tuple[str, StoredO
     for obj in objects:
         parts = obj.key.split("/", 2)
         # Only folders named like a job: anything else under jobs/ is not ours to judge.
-        if len(parts) == 3 and parts[0] + "/" == JOBS and is_job_id(parts[1]):
+        if len(parts) == 3 and parts[0] + "/" == JOBS_PREFIX and is_job_id(parts[1]):
             yield parts[1], obj
 
 
 def _is_end_marker(name: str) -> bool:
-    return Markers.from_names([name]).state in ENDED
+    return Markers.from_names([name]).state.final

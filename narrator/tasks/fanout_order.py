@@ -19,9 +19,10 @@ than ``stale_seconds`` are dropped, and a broker error skips the wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,15 @@ class FanoutOrder:
                 log.warning("fan-out order unavailable", extra={"job_id": job_id, "error": str(exc)})
                 return 0
             self.sleep(0.01)
+
+    @contextlib.contextmanager
+    def turn(self, job_id: str) -> Iterator[None]:
+        """Wait for ``job_id``'s turn to publish; leave the order once the body has published."""
+        self.wait_turn(job_id)
+        try:
+            yield
+        finally:
+            self.leave(job_id)
 
     def leave_all(self, job_ids: list[str]) -> None:
         self.client.zrem(SUBMITTED, *job_ids)

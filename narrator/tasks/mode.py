@@ -22,7 +22,6 @@ ready for jobs            its models loaded here           its GPU worker's read
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from celery import Celery
 
 from ..errors import NarratorError, RetryableError
+from ..ops.logs import without_credentials
 from .app import configure
 from .fanout_order import FanoutOrder
 from .names import CPU_QUEUE, JOB_TASK
@@ -222,4 +222,4 @@ class Brokered:
 
 def no_secrets(exc: BaseException) -> str:
     """An error's text without URL credentials: connection errors may quote the broker URL, password included."""
-    return re.sub(r"://[^@/\s]*@", "://***@", str(exc))
+    return without_credentials(str(exc))

@@ -8,6 +8,7 @@ from the job id alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -184,14 +185,9 @@ def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
         for entry in manifest.chunks
     )
     order = current().mode.order
-    if order is None:
-        return self.replace(chord(header, concatenate.si(job_id)))
     # Jobs submitted earlier publish first: each job's chunks queue together, in submission order.
-    order.wait_turn(job_id)
-    try:
+    with order.turn(job_id) if order is not None else contextlib.nullcontext():
         return self.replace(chord(header, concatenate.si(job_id)))
-    finally:
-        order.leave(job_id)
 
 
 @typed_bound_task(app.task(

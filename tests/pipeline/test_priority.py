@@ -27,11 +27,11 @@ from tests.reliability.chaos_support import (
     paragraphs,
     prompt_texts,
     request,
+    restarted,
     stat,
     wait_for,
 )
-from tests.reliability.conftest import redis_dump
-from tests.reliability.test_chaos_comfy import restarted
+from tests.reliability.conftest import queue_length, redis_dump
 from tests.support.procs import RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ BACKLOG = 30
 def queued(settings: Settings, queue: str) -> int:
     client = redis.Redis.from_url(settings.broker_url)
     try:
-        return sum(int(client.llen(key)) for key in redis_list_keys(queue))
+        return queue_length(client, queue)
     finally:
         client.close()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import soundfile as sf
 
 from narrator.errors import NarratorError
@@ -102,6 +103,14 @@ def job_posts(fakes: Iterable[FakeProcess], settings: Settings, job_id: str) -> 
     """This job's chunk texts -> how many prompts carried each (0 for a chunk never posted)."""
     posted = posted_texts(fakes)
     return Counter({text: posted[text] for text in manifest_texts(settings, job_id)})
+
+
+def restarted(fake: FakeProcess) -> bool:
+    """Whether the fake is back from its first restart (it refuses connections while down)."""
+    try:
+        return bool(stat(fake, "restarts") == 1)
+    except httpx.TransportError:
+        return False  # still down
 
 
 def stat(fake: FakeProcess, name: str) -> Any:

@@ -33,10 +33,15 @@ class BrokerState:
     queued: dict[str, int]
 
 
+def queue_length(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in ``queue``, in all its priority lists."""
+    return sum(int(client.llen(key)) for key in redis_list_keys(queue))
+
+
 def broker_state(url: str) -> BrokerState:
     client = redis.Redis.from_url(url)
     keys = frozenset(k.decode() for k in client.scan_iter(count=1000))
-    return BrokerState(keys, {q: sum(int(client.llen(k)) for k in redis_list_keys(q)) for q in QUEUES})
+    return BrokerState(keys, {q: queue_length(client, q) for q in QUEUES})
 
 
 def redis_dump(url: str) -> str:

@@ -22,11 +22,11 @@ from tests.reliability.chaos_support import (
     paragraphs,
     posted,
     request,
+    restarted,
     stat,
     wait_for,
     wait_mid_chunk,
 )
-from tests.support.comfy import FakeProcess
 from tests.support.procs import RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -62,13 +62,6 @@ def retrying_chunk(chaos: Cluster, job_id: str, n: int) -> int | None:
         if app.AsyncResult(chunk_id(job_id, index)).state == "RETRY":
             return index
     return None
-
-
-def restarted(fake: FakeProcess) -> bool:
-    try:
-        return bool(stat(fake, "restarts") == 1)
-    except httpx.TransportError:
-        return False  # still down
 
 
 def test_hung_comfyui_chunk_is_retried(chaos: Cluster) -> None:
