@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +53,11 @@ class ModelSpec(BaseModel):
     voice_cloning: bool = False
     words_per_minute: float = Field(150.0, ge=30, le=600)
     """How fast the model speaks, for estimates (``narrator chunk``): measured, or a common default."""
+    verify: Literal["off", "report", "retry"] = "off"
+    """Each chunk's speech checked against its text (narrator.verify): off, checked and reported,
+    or checked and synthesized again when it fails. A request's ``verify`` overrides it."""
+    verify_attempts: int = Field(3, ge=1, le=10)
+    """Syntheses of one chunk at most, the first included, when ``verify`` is ``retry``."""
     speaker_format: str = "{text}"
     max_chunk_chars: int = Field(1200, ge=20, le=100_000)
     min_chunk_chars: int = Field(0, ge=0)

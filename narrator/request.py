@@ -105,6 +105,10 @@ class JobRequest(_Strict):
     ssml: bool | None = None
     """The text is SSML; None: when it starts with ``<speak``."""
     language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")
+    verify: Literal["off", "report", "retry"] | None = None
+    """Check each chunk's speech against its text: ``off``, ``report`` (check and list the chunks
+    that fail), ``retry`` (synthesize a failing chunk again with another seed, keep the best).
+    None: the model's default."""
     voice_settings: VoiceSettings = VoiceSettings()
     output: OutputSpec = OutputSpec()
     timeout: Float | None = Field(None, gt=0, le=24 * 3600, description="seconds to wait for the job")

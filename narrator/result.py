@@ -19,6 +19,34 @@ class Metrics(BaseModel):
     cache_hits: int = 0
 
 
+class FailingChunk(BaseModel):
+    """A chunk whose speech still fails its check: where it is, what it says, why it failed."""
+
+    index: int
+    start: float
+    """Seconds into the output."""
+    end: float
+    text: str
+    reasons: list[str]
+    score: float | None = None
+
+
+class Verification(BaseModel):
+    """How a job's chunks were checked against their text (``verify``)."""
+
+    mode: str
+    """``report`` or ``retry``."""
+    recogniser: str | None = None
+    """What heard them; None: none for the job's language (signal checks only)."""
+    checked: int
+    retried: int
+    """Chunks synthesized more than once."""
+    attempts: int
+    """Syntheses in all."""
+    passed: int
+    failing: list[FailingChunk] = []
+
+
 class JobResult(BaseModel):
     """A finished job. Seed-era RunPod fields first, then the new ones."""
 
@@ -39,6 +67,10 @@ class JobResult(BaseModel):
     sample_rate: int
     chunks: int
     captions_url: str | None = None
+    captions: dict[str, str] = {}
+    """Every caption file's URL by kind: srt, vtt (a cue per chunk); words.srt, words.vtt,
+    phrases.srt, phrases.vtt (a checked job's word times)."""
+    verification: Verification | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -82,6 +114,10 @@ class Progress(BaseModel):
     audio_seconds: float = 0.0
     error: str | None = None
     """Why the job failed (FAILURE, CANCELLED), from its error record."""
+    chunks_checked: int = 0
+    """Chunks whose speech was checked against their text (``verify``), so far."""
+    chunks_retried: int = 0
+    """Of those, chunks synthesized again after a failed check."""
 
     @property
     def fraction(self) -> float:

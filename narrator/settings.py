@@ -72,6 +72,18 @@ class Settings:
     """Port a worker serves Prometheus metrics on; 0: off."""
     metrics_addr: str = "127.0.0.1"
     log_json: bool = False
+    verify: str = ""
+    """``off``, ``report`` or ``retry``: whether a job that does not say is checked (``verify``);
+    empty: each model's own default (its model file)."""
+    verify_recogniser: str = "auto"
+    """What hears chunks for ``verify``: ``pocketsphinx`` (English, any CPU, no download),
+    ``whisper`` (faster-whisper; needs ``verify_whisper_model``), or ``auto``: Whisper when its
+    model is configured, else pocketsphinx."""
+    verify_whisper_model: str = ""
+    """A CTranslate2 Whisper model folder (never downloaded at run time)."""
+    verify_device: str = "auto"
+    """Where Whisper runs: ``cpu``, ``cuda``, or ``auto`` (a GPU when there is one). On a GPU the
+    check runs on the GPU worker, beside synthesis; on a CPU it runs on the CPU workers."""
     flower_basic_auth: str = field(default="", repr=False)
 
     @classmethod

@@ -79,6 +79,13 @@ class ChunkSpan:
     sample_rate: int
     gain_db: float = 0.0
     limited_db: float = 0.0
+    source_start_sample: int = 0
+    """Where the sound starts in the chunk's own audio (at the output's rate): what trimming removed."""
+
+    @property
+    def offset(self) -> float:
+        """Seconds into the chunk's own audio where its sound (and ``start``) begins."""
+        return self.source_start_sample / self.sample_rate
 
     @property
     def start(self) -> float:
@@ -186,11 +193,11 @@ class Joiner:
             self._open(audio.sample_rate)
         pause = self._pause_samples(boundary, pause_ms)
         audio = resample(audio, self._rate)
-        body, head_pad, tail_pad, sound = self._trimmed(audio.samples)
+        body, head_pad, tail_pad, sound, first = self._trimmed(audio.samples)
         gain_db, limited_db = self._level(body) if sound else (0.0, 0.0)
         fade_edges(body, round(self.options.fade_ms * self._rate / 1000))
         start = self._place(body, head_pad, sound) + head_pad
-        span = ChunkSpan(index, start, start + sound, self._rate, gain_db, limited_db)
+        span = ChunkSpan(index, start, start + sound, self._rate, gain_db, limited_db, first)
         self._spans.append(span)
         if sound:
             self._pause, self._tail_pad = pause, tail_pad
@@ -216,18 +223,18 @@ class Joiner:
         self._rate = output_rate(self.options.format, self.options.sample_rate or first_rate)
         self._sink = open_sink(self._target, self.options.format, self._rate, mp3_kbps=self.options.mp3_kbps)
 
-    def _trimmed(self, samples: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-        """(kept samples, silence kept before the sound, after it, sound length)."""
+    def _trimmed(self, samples: np.ndarray) -> tuple[np.ndarray, int, int, int, int]:
+        """(kept samples, silence kept before the sound, after it, sound length, where the sound starts)."""
         o = self.options
         if not o.trim:
             # The whole chunk counts as its sound: its silence is its own, not part of the pause.
-            return samples, 0, 0, len(samples)
+            return samples, 0, 0, len(samples), 0
         first, last = sound_bounds(samples, silence_threshold(samples, o.trim_relative_db, o.trim_floor_db))
         if last <= first:
-            return np.zeros(0, dtype=np.float32), 0, 0, 0
+            return np.zeros(0, dtype=np.float32), 0, 0, 0, 0
         keep = round(o.keep_ms * self._rate / 1000)
         lo, hi = max(0, first - keep), min(len(samples), last + keep)
-        return samples[lo:hi], first - lo, hi - last, last - first  # a view: read_audio's array is ours
+        return samples[lo:hi], first - lo, hi - last, last - first, first  # a view: read_audio's array is ours
 
     def _level(self, body: np.ndarray) -> tuple[float, float]:
         """Gain ``body`` to the loudness target and limit it, in place; returns (gain dB, reduction dB)."""

@@ -90,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    from . import chunk, doctor, gc, health, models
+    from . import chunk, doctor, gc, health, models, verify
 
-    return [models.register, chunk.register, doctor.register, health.register, gc.register]
+    return [models.register, chunk.register, doctor.register, health.register, gc.register, verify.register]
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -108,6 +108,9 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["wav", "flac", "mp3", "opus"], help="default: from the output's extension")
     p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the model's)")
     p.add_argument("--timeout", type=float, help="seconds to wait for the job")
+    p.add_argument("--verify", choices=["off", "report", "retry"],
+                   help="check each chunk's speech against its text: report failures, or synthesize them "
+                        "again (default: the model's)")
 
 
 def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,6 +137,8 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         request["output"] = output
     if args.timeout:
         request["timeout"] = args.timeout
+    if args.verify:
+        request["verify"] = args.verify
     return request
 
 
@@ -240,7 +245,12 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     handle, state = _existing(args.job_id, settings)
     progress = handle.progress()
-    print(json.dumps({**progress.model_dump(mode="json"), "state": state}, indent=2))
+    shown = {**progress.model_dump(mode="json"), "state": state}
+    result = handle.result() if state is JobState.SUCCESS else None
+    if result is not None and result.verification is not None:
+        # The chunks that still fail their check, with where they are: what a user fixes or re-runs.
+        shown["verification"] = result.verification.model_dump(mode="json")
+    print(json.dumps(shown, indent=2))
     return 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import audio
 from ..storage import ObjectStore
+from . import verify
 from .store import JobStore, Manifest
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,21 @@ def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
         for entry, (start, end) in zip(manifest.chunks, report.spans, strict=True)
     ]
     captions = {"srt": audio.srt(cues), "vtt": audio.webvtt(cues)}
+    if manifest.verify != "off":
+        captions.update(_checked(manifest, store, [(c.start, c.end, c.offset) for c in report.chunks]))
     for ext, text in captions.items():
         job.put_work_captions(ext, text)
     log.info("joined", extra={"job_id": job_id, "seconds": round(report.duration, 3)})
     return Joined(duration=report.duration, key=key, captions=captions)
+
+
+def _checked(manifest: Manifest, store: ObjectStore, spans: list[tuple[float, float, float]]) -> dict[str, str]:
+    """A checked job's report (work/verification.json) and its word and phrase captions."""
+    job = JobStore(store, manifest.job_id)
+    found = verify.verdicts(manifest, store)
+    job.put_json(job.verification_key, verify.report(manifest, found, spans).model_dump(mode="json"))
+    captions = {}
+    for kind, cues in verify.word_cues(verify.joined_words(found, spans)).items():
+        if cues:
+            captions[f"{kind}.srt"], captions[f"{kind}.vtt"] = audio.srt(cues), audio.webvtt(cues)
+    return captions

@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from .. import audio
 from ..chunker import speaker_text
-from ..errors import InvalidRequest
+from ..errors import ConfigurationError, InvalidRequest
 from ..models import ModelSpec
 from ..request import VoiceInput
 from ..settings import Settings
@@ -61,10 +61,20 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
         format=request.output.format,
         sample_rate=request.output.sample_rate or model.sample_rate,
         chunks=chunks,
+        verify=(mode := verify_mode(request.verify, settings, model)),
+        verify_attempts=model.verify_attempts if mode == "retry" else 1,
     )
     job.save_manifest(manifest)
     log.info("staged", extra={"job_id": job_id, "chunks": len(chunks), "model": model.name})
     return manifest
+
+
+def verify_mode(asked: str | None, settings: Settings, model: ModelSpec) -> Literal["off", "report", "retry"]:
+    """The request's ``verify``, else the deployment's (NARRATOR_VERIFY), else the model's."""
+    chosen = asked or settings.verify or model.verify
+    if chosen not in ("off", "report", "retry"):
+        raise ConfigurationError(f"NARRATOR_VERIFY: {chosen!r} is not off, report or retry", variable="NARRATOR_VERIFY")
+    return cast(Literal["off", "report", "retry"], chosen)
 
 
 def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[ChunkEntry]:

@@ -14,8 +14,11 @@ Layout, under ``jobs/{job_id}/``::
     voices/{speaker}.wav      a speaker's normalised voice
     chunks/{index:05d}.flac   a chunk's audio
     done/{index:05d}-{ms}-{c|s}  marker: a chunk is done (its seconds, from the cache or synthesized)
-    work/joined.{fmt}         marker: the chunks are joined; work/captions.{srt,vtt} beside it
-    output.{fmt}, output.srt, output.vtt   the published job
+    checks/{index:05d}-{n}.json   a checked chunk's attempt n (:class:`~narrator.verify.ChunkCheck`)
+    checks/{index:05d}.json       the chunk's verdict: the attempt kept (:class:`~narrator.job.verify.Verdict`)
+    work/joined.{fmt}         marker: the chunks are joined; work/captions.{srt,vtt} beside it,
+                              and work/verification.json, work/{words,phrases}.{srt,vtt} when checked
+    output.{fmt}, output.srt, output.vtt   the published job (output.words.srt, ... when checked)
     result.json               marker: SUCCESS; the :class:`~narrator.result.JobResult` record
     error.json                marker: FAILURE; the job's first failure (:class:`ErrorRecord`)
     cancelled                 marker: CANCELLED
@@ -32,7 +35,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,6 +103,10 @@ class Manifest(BaseModel):
     sample_rate: int
     chunks: list[ChunkEntry]
     created_at: float = Field(default_factory=time.time)
+    verify: Literal["off", "report", "retry"] = "off"
+    """The request's ``verify``, else the model's: whether chunks are checked (narrator.job.verify)."""
+    verify_attempts: int = 1
+    """Syntheses of one chunk at most ("retry"; 1 otherwise)."""
 
 
 def stored_request(request: JobRequest) -> JobRequest:
@@ -132,6 +139,10 @@ class ErrorRecord(BaseModel):
     at: float = Field(default_factory=time.time)
 
 
+_VERDICT = re.compile(r"checks/(\d{5})\.json")
+_ATTEMPT = re.compile(r"checks/(\d{5})-(\d+)\.json")
+
+
 def parse_done(names: Iterable[str]) -> dict[int, Done]:
     """Chunk index -> its done marker, from marker keys or names (``…done/{index:05d}-{millis}-{c|s}``)."""
     done: dict[int, Done] = {}
@@ -155,6 +166,10 @@ class Markers:
     result: bool = False
     error: bool = False
     cancelled: bool = False
+    checked: int = 0
+    """Chunks with a verdict (``checks/{index}.json``)."""
+    retried: int = 0
+    """Chunks synthesized again after a failed check (``checks/{index}-1.json`` and later)."""
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> Markers:
@@ -168,6 +183,8 @@ class Markers:
             result="result.json" in names,
             error="error.json" in names,
             cancelled="cancelled" in names,
+            checked=sum(1 for n in names if _VERDICT.fullmatch(n)),
+            retried=len({m.group(1) for n in names if (m := _ATTEMPT.fullmatch(n)) and m.group(2) != "0"}),
         )
 
     @property
@@ -231,16 +248,26 @@ class JobStore:
         # Everything progress needs is in the key, so one LIST reads a whole job's progress.
         return self.done_prefix + f"{index:05d}-{round(seconds * 1000)}-{'c' if cached else 's'}"
 
+    def check_key(self, index: int, attempt: int | None = None) -> str:
+        """An attempt's check, or (``attempt`` None) the chunk's verdict."""
+        tail = "" if attempt is None else f"-{attempt}"
+        return self.prefix + f"checks/{index:05d}{tail}.json"
+
     def joined_key(self, fmt: str) -> str:
         return self.prefix + f"work/joined.{fmt}"
 
     def work_captions_key(self, ext: str) -> str:
         return self.prefix + f"work/captions.{ext}"
 
+    @property
+    def verification_key(self) -> str:
+        return self.prefix + "work/verification.json"
+
     def output_key(self, fmt: str) -> str:
         return self.prefix + f"output.{fmt}"
 
     def captions_key(self, ext: str) -> str:
+        """``ext``: srt, vtt (a cue per chunk), words.srt, phrases.vtt, ... (checked jobs)."""
         return self.prefix + f"output.{ext}"
 
     @property
@@ -302,6 +329,21 @@ class JobStore:
         """Chunk index -> its done marker; one LIST."""
         return parse_done(self.objects.list(self.done_prefix))
 
+    # Checks (narrator.job.verify).
+
+    def put_json(self, key: str, value: Any) -> None:
+        """A small JSON record at one of this job's keys (``check_key``, ``verification_key``)."""
+        self._put_json(key, value)
+
+    def get_json(self, key: str) -> Any:
+        """A record ``put_json`` wrote; ObjectNotFound when there is none."""
+        return self._get_json(key)
+
+    def put_chunk_copy(self, index: int, source_key: str, seconds: float, cached: bool) -> None:
+        """:meth:`put_chunk` from an object already stored (the attempt a check kept)."""
+        self.objects.copy(source_key, self.chunk_key(index))
+        self.objects.put_bytes(self.done_key(index, seconds, cached), b"")
+
     # Joining and publishing.
 
     def put_joined(self, path: Path, fmt: str, content_type: str) -> str:
@@ -318,12 +360,17 @@ class JobStore:
         Captions first, audio last: whoever sees the final audio key sees a complete job.
         """
         captions = {}
-        for ext in ("srt", "vtt"):
+        for ext in self.caption_kinds():
             captions[ext] = self.captions_key(ext)
             self.objects.copy(self.work_captions_key(ext), captions[ext])
         final = self.output_key(fmt)
         self.objects.copy(joined_key, final)
         return final, captions
+
+    def caption_kinds(self) -> list[str]:
+        """The captions joined for this job: srt and vtt, and the word and phrase ones of a checked job."""
+        start = self.prefix + "work/captions."
+        return sorted(key[len(start):] for key in self.objects.list(self.prefix + "work/") if key.startswith(start))
 
     def save_result(self, result: JobResult) -> JobResult:
         """Store the result record (never with inline audio); the record as stored."""
@@ -384,6 +431,8 @@ class JobStore:
             chunks_total=markers.chunks_total or 0,
             audio_seconds=round(sum(d.seconds for d in markers.done.values()), 3),  # no float noise in JSON
             error=error,
+            chunks_checked=markers.checked,
+            chunks_retried=markers.retried,
         )
 
     def _put_json(self, key: str, value: Any) -> None:

@@ -16,6 +16,7 @@ from ..engines import Engine, SynthesisInput, Voice
 from ..errors import AudioError, ObjectNotFound
 from ..storage import ObjectStore
 from .store import JobStore, Manifest, cache_key
+from .verify import attempt_of
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,17 @@ class ChunkOutcome:
 
 
 def synthesize_chunk(
-    job_id: str, index: int, manifest: Manifest, store: ObjectStore, engine_for: Callable[[], Engine]
+    job_id: str, index: int, manifest: Manifest, store: ObjectStore, engine_for: Callable[[], Engine],
+    attempt: int = 0,
 ) -> ChunkOutcome:
-    """``engine_for`` is called only on a cache miss, so a fully cached job never loads a model."""
+    """``engine_for`` is called only on a cache miss, so a fully cached job never loads a model.
+
+    A job whose chunks are checked (``manifest.verify``) keeps each attempt in the cache only:
+    the check decides which becomes the chunk (narrator.job.verify.keep).
+    """
     entry = manifest.chunks[index]
-    cache = cache_key(entry.digest)
+    params, digest = attempt_of(manifest, entry, attempt)
+    cache = cache_key(digest)
     started = time.perf_counter()
     hit = _cached(store, cache, index)
     if hit is not None:
@@ -46,7 +53,6 @@ def synthesize_chunk(
         cached = True
     else:
         voices = {n: _voice(store, key) for n, key in manifest.voices.items()}
-        params = entry.params if entry.params is not None else manifest.params
         # A chunk has one speaker, so staging wrote it as slot 1 (chunker.slots): slot 1 carries its voice.
         speakers = (entry.speaker,)
         item = SynthesisInput(
@@ -56,11 +62,12 @@ def synthesize_chunk(
         data, seconds, cached = clip.flac, clip.seconds, False
         # Cache first: a crash between the two writes leaves a reusable chunk, not a hole.
         store.put_bytes(cache, data, "audio/flac")
-    JobStore(store, job_id).put_chunk(index, data, seconds, cached)
+    if manifest.verify == "off":
+        JobStore(store, job_id).put_chunk(index, data, seconds, cached)
     outcome = ChunkOutcome(index=index, seconds=seconds, cached=cached, synth_seconds=time.perf_counter() - started)
     log.info(
         "chunk done",
-        extra={"job_id": job_id, "chunk": index, "seconds": round(seconds, 3), "cached": cached},
+        extra={"job_id": job_id, "chunk": index, "attempt": attempt, "seconds": round(seconds, 3), "cached": cached},
     )
     return outcome
 

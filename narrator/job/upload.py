@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from ..result import JobResult, Metrics
+from ..errors import ObjectNotFound
+from ..result import JobResult, Metrics, Verification
 from ..settings import Settings
 from ..storage import ObjectStore
 from .delivery import delivery
@@ -46,7 +47,18 @@ def publish(
         sample_rate=manifest.sample_rate,
         chunks=len(manifest.chunks),
         captions_url=store.presigned_url(captions["vtt"], expires),
+        captions={kind: store.presigned_url(key, expires) for kind, key in captions.items()},
+        verification=_verification(job, manifest),
     )
     record = job.save_result(result)
     log.info("published", extra={"job_id": job.job_id, "key": final, "seconds": result.duration_seconds})
     return record
+
+
+def _verification(job: JobStore, manifest: Manifest) -> Verification | None:
+    if manifest.verify == "off":
+        return None
+    try:
+        return Verification.model_validate(job.get_json(job.verification_key))
+    except ObjectNotFound:
+        return None  # joined before checks existed (a job resumed across an upgrade)

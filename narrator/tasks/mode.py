@@ -51,6 +51,8 @@ class RunMode(Protocol):
     name: str
     retry: RetryPolicy
     """How often, and after how long, a task that failed with a retryable error runs again."""
+    checks_here: bool
+    """Whether a chunk is checked (``verify``) where it was synthesized; else a CPU worker checks it."""
 
     @property
     def order(self) -> FanoutOrder | None:
@@ -85,6 +87,7 @@ class InProcess:
 
     name = "in-process"
     retry = NO_RETRIES
+    checks_here = True
     backend = None
     order = None  # one job's chunks at a time, in this thread
 
@@ -152,6 +155,7 @@ class Brokered:
     """A broker: the job's tasks run on the workers that consume its queues."""
 
     name = "broker"
+    checks_here = False  # unless the GPU worker's recogniser runs on its GPU (verify.load.on_gpu)
 
     def __init__(self, context: Context, app: Celery) -> None:
         self.context = context

@@ -22,6 +22,7 @@ JOB_TASK = "narrator.job"
 STAGE_TASK = "narrator.stage_input"
 FANOUT_TASK = "narrator.synthesize"
 CHUNK_TASK = "narrator.synthesize_chunk"
+VERIFY_TASK = "narrator.verify_chunk"
 CONCATENATE_TASK = "narrator.concatenate"
 UPLOAD_TASK = "narrator.upload"
 

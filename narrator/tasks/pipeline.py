@@ -18,15 +18,17 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from ..engines import Engine
 from ..errors import EngineUnavailable, JobCancelled, NarratorError, PermanentError
-from ..job import cancel
+from ..job import cancel, verify
 from ..job.admission import admit, take_handed
 from ..job.concatenate import join_job
 from ..job.stage import stage
-from ..job.store import JobStore, normalise_job_id
+from ..job.store import JobStore, Manifest, normalise_job_id
 from ..job.synthesize import synthesize_chunk as synthesize_one
 from ..job.upload import publish
+from ..models import ModelSpec
 from ..ops import logs
-from .app import GPU_QUEUE, app
+from ..verify.load import on_gpu, recogniser_for
+from .app import CPU_QUEUE, GPU_QUEUE, app
 from .context import current
 from .names import RETRY_PRIORITY, job_id_of
 
@@ -198,35 +200,87 @@ def synthesize(self: JobTask[..., Any], job_id: str) -> Any:
     Request="narrator.tasks.requeue:NextInLine",  # a chunk whose process died goes next, not last
     throws=(JobCancelled,),
 ))
-def synthesize_chunk(self: JobTask[..., Any], job_id: str, index: int) -> dict[str, Any]:
+def synthesize_chunk(self: JobTask[..., Any], job_id: str, index: int, attempt: int = 0) -> dict[str, Any]:
+    """One chunk (attempt ``attempt``, narrator.job.verify) through its engine, or from the cache.
+
+    A checked job's chunk goes on to its check: here when this process checks (in-process, or a
+    GPU recogniser), else as ``verify_chunk`` on a CPU worker, so the GPU never waits on a CPU.
+    """
     rt = current()
     engine: Engine | None = None
     try:
         _check_cancelled(job_id)
         manifest = rt.manifest(job_id)
         logs.bind(model=manifest.model)
-        spec = rt.registry.get(manifest.model)
-        if spec is None:
-            raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
+        spec = _spec(manifest)
 
         def engine_for() -> Engine:
             nonlocal engine
             engine = rt.engine(spec)
             return engine
 
+        def attempt_at(n: int) -> bool:
+            return synthesize_one(job_id, index, manifest, rt.store, engine_for, n).cached
+
         with cancel.watch(rt.store, job_id, lambda: engine):
-            outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for)
+            outcome = synthesize_one(job_id, index, manifest, rt.store, engine_for, attempt)
+            if manifest.verify != "off" and (rt.mode.checks_here or on_gpu(rt.settings)):
+                verdict = verify.settle(job_id, index, attempt, manifest, spec, rt.store, recogniser_for(rt.settings),
+                                        attempt_at, outcome.cached)
+                publish_progress(job_id, self.request.root_id)
+                return _checked(verdict)
     except SoftTimeLimitExceeded:
         if engine is not None:
             engine.cancel(job_id)  # free the GPU before the retry lands on it
         raise EngineUnavailable(f"chunk {index}: over the {rt.settings.chunk_soft_time_limit} s limit") from None
     except NarratorError as exc:
-        # Retried or failing the job (JobTask), the error names its chunk.
-        if not str(exc).startswith(f"chunk {index}:"):
-            exc.args = (f"chunk {index}: {exc}", *exc.args[1:])
+        _name_chunk(exc, index)  # retried or failing the job (JobTask), the error names its chunk
         raise
+    if manifest.verify != "off":
+        check = verify_chunk.si(job_id, index, attempt, outcome.cached).set(queue=CPU_QUEUE)
+        return self.replace(check)  # the chunk's place in the chord goes with it
     publish_progress(job_id, self.request.root_id)
     return {"index": outcome.index, "seconds": outcome.seconds, "cached": outcome.cached}
+
+
+@typed_bound_task(app.task(name="narrator.verify_chunk", bind=True, base=JobTask, acks_late=True,
+                           throws=(JobCancelled,)))
+def verify_chunk(self: JobTask[..., Any], job_id: str, index: int, attempt: int, cached: bool) -> dict[str, Any]:
+    """A chunk's attempt checked on a CPU worker: kept, or sent back to the GPU queue for the next."""
+    rt = current()
+    try:
+        _check_cancelled(job_id)
+        manifest = rt.manifest(job_id)
+        spec = _spec(manifest)
+        check = verify.check_attempt(job_id, index, attempt, manifest, spec, rt.store, recogniser_for(rt.settings))
+        following = verify.next_attempt(manifest, attempt, check)
+        if following is None:
+            verdict = verify.keep(job_id, index, attempt + 1, manifest, rt.store, cached)
+    except NarratorError as exc:
+        _name_chunk(exc, index)
+        raise
+    if following is not None:
+        again = synthesize_chunk.si(job_id, index, following).set(queue=GPU_QUEUE, priority=RETRY_PRIORITY)
+        return self.replace(again)  # next in line on the GPU queue: the job waits on it
+    publish_progress(job_id, self.request.root_id)
+    return _checked(verdict)
+
+
+def _spec(manifest: Manifest) -> ModelSpec:
+    spec = current().registry.get(manifest.model)
+    if spec is None:
+        raise PermanentError(f"model {manifest.model!r} is not installed on this worker")
+    return spec
+
+
+def _name_chunk(exc: NarratorError, index: int) -> None:
+    if not str(exc).startswith(f"chunk {index}:"):
+        exc.args = (f"chunk {index}: {exc}", *exc.args[1:])
+
+
+def _checked(verdict: verify.Verdict) -> dict[str, Any]:
+    return {"index": verdict.index, "seconds": verdict.check.seconds, "attempts": verdict.attempts,
+            "passed": verdict.check.passed}
 
 
 def publish_progress(job_id: str, root_id: str | None) -> None:

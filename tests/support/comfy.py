@@ -40,7 +40,7 @@ def fake_comfy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeC
 @pytest.fixture
 def comfy_settings(fake_comfy: FakeComfy) -> Settings:
     """Settings for an engine on the fake, with a deadline short enough for failing tests to end quickly."""
-    return Settings(comfy_url=fake_comfy.url, comfy_timeout=10.0)
+    return Settings(comfy_url=fake_comfy.url, comfy_timeout=10.0, verify="off")
 
 
 @dataclass

@@ -106,7 +106,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def broker_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
     """Settings for a job through the real Redis (flushed) with file storage in this test's folder."""
     redis_server.flush()
-    return Settings(broker_url=redis_server.url, storage_url=(tmp_path / "store").as_uri(), workflows_dir=WORKFLOWS)
+    return Settings(broker_url=redis_server.url, storage_url=(tmp_path / "store").as_uri(), workflows_dir=WORKFLOWS,
+                    verify="off")
 
 
 @dataclass
@@ -209,6 +210,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "NARRATOR_CHUNK_MAX_RETRIES": str(settings.chunk_max_retries),
         "NARRATOR_FETCH_ALLOW": ",".join(settings.fetch_allow),
         "NARRATOR_WARMUP_MODELS": ",".join(settings.warmup_models),
+        "NARRATOR_VERIFY": settings.verify,
     }
     return {k: v for k, v in env.items() if v}
 
