@@ -26,7 +26,7 @@ prune_comfy() {
   # (input/narrator/), and has no API to delete them: prune them here, every
   # COMFY_PRUNE_INTERVAL seconds (0: never), past COMFY_PRUNE_MAX_AGE, then oldest first
   # down to COMFY_PRUNE_MAX_BYTES; never a file younger than NARRATOR_CHUNK_TIME_LIMIT or
-  # named by a queued or running prompt (README "Cleanup").
+  # named by a queued or running prompt (docs/operations.md, "Cleanup").
   # $1: the process whose life this loop follows (ComfyUI, once the caller execs it).
   local owner="$1" interval="${COMFY_PRUNE_INTERVAL:-600}" base
   base="$(dirname "${COMFY_MAIN}")"

@@ -16,7 +16,7 @@ fails it exits 1 with the reason and takes no job (docker/start-runpod.sh starts
 ``python -m narrator.runpod_handler --generator`` registers :func:`generator_handler`
 instead: the SDK then aggregates every yield, so ``/runsync`` returns a list (each
 streamed chunk, then the result) for every request. The default keeps ``output`` a
-dict, as the seed worker's clients expect. See the README, "RunPod serverless".
+dict, as the seed worker's clients expect. See docs/runpod.md.
 """
 
 from __future__ import annotations

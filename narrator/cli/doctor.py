@@ -13,7 +13,8 @@ from ..settings import Settings
 if TYPE_CHECKING:
     from ..ops.doctor import Finding
 
-EXIT = {"passed": 0, "failed": 1, "unreachable": 2}
+# One meaning per code across the CLI: 1 failed (a check, or the server is unreachable), 2 bad input.
+EXIT = {"passed": 0, "failed": 1, "unreachable": 1}
 
 
 def register(sub: Any) -> None:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import EngineUnavailable
 from ..models import ModelSpec, load_folder
 from ..settings import Settings
 
@@ -44,11 +43,7 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
     ready: dict[str, str] | None = None
     if comfy is not None:
         url = comfy or settings.comfy_url
-        try:
-            ready = _readiness(url, specs, settings.comfy_timeout)
-        except EngineUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        ready = _readiness(url, specs, settings.comfy_timeout)  # unreachable: main() says so, exit 1
     rows: list[tuple[str, ...]] = [("MODEL", "ENGINE", "RATE", "SPEAKERS", "CLONING", "PARAMETERS")]
     if ready is not None:
         rows[0] += (f"READY ON {url}",)
@@ -98,10 +93,7 @@ def validate_models(args: argparse.Namespace, settings: Settings) -> int:
     if url:
         client = ComfyClient(url, ClientConfig(request_timeout=min(30.0, settings.comfy_timeout)))
         try:
-            info = client.object_info(Deadline(settings.comfy_timeout))
-        except EngineUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            info = client.object_info(Deadline(settings.comfy_timeout))  # unreachable: main() says so, exit 1
         finally:
             client.close()
         source = f"{url} /object_info"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from narrator.cli import main
 from narrator.cli.models import register
 from narrator.settings import Settings
 from tests.fakes.comfyui import FakeComfy
@@ -21,6 +22,14 @@ def run(argv: list[str], settings: Settings) -> int:
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return int(args.func(args, settings))
+
+
+def main_with(argv: list[str], settings: Settings) -> int:
+    """Through the real entry point (its error handling and exit codes), with these settings."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NARRATOR_WORKFLOWS_DIR", str(settings.workflows_dir))
+        env.setenv("NARRATOR_COMFY_TIMEOUT", str(settings.comfy_timeout))
+        return main(argv)
 
 
 SHIPPED = Settings(workflows_dir=ROOT / "workflows")
@@ -49,8 +58,8 @@ def test_validate_against_a_live_server(fake_comfy: FakeComfy, capsys: pytest.Ca
 
 def test_validate_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     settings = SHIPPED.with_(comfy_timeout=1.0)
-    assert run(["models", "validate", "--comfy", f"http://127.0.0.1:{free_port()}"], settings) == 2
-    assert "error:" in capsys.readouterr().err
+    assert main_with(["models", "validate", "--comfy", f"http://127.0.0.1:{free_port()}"], settings) == 1
+    assert capsys.readouterr().err.startswith("narrator: ComfyUI at http://127.0.0.1:")
 
 
 def test_validate_reports_each_broken_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,6 +124,6 @@ def test_list_without_comfy_asks_no_server(capsys: pytest.CaptureFixture[str]) -
 
 def test_list_comfy_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     settings = SHIPPED.with_(comfy_timeout=1.0)
-    assert run(["models", "list", "--comfy", f"http://127.0.0.1:{free_port()}"], settings) == 2
+    assert main_with(["models", "list", "--comfy", f"http://127.0.0.1:{free_port()}"], settings) == 1
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("error: ComfyUI at http://127.0.0.1:")
+    assert captured.out == "" and captured.err.startswith("narrator: ComfyUI at http://127.0.0.1:")

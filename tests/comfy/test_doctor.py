@@ -106,9 +106,9 @@ def test_unknown_model_name(fake_comfy: FakeComfy, capsys: pytest.CaptureFixture
     assert "FAIL no model named 'nope' — fix: see `narrator models list`" in lines(capsys)
 
 
-def test_unreachable_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert main(["doctor", "--comfy", url]) == 2  # through the real entry point: the command is registered
+    assert main(["doctor", "--comfy", url]) == 1  # through the real entry point: the command is registered
     out = lines(capsys)
     assert len(out) == 1, out
     assert out[0].startswith(f"FAIL ComfyUI at {url}") and "— fix: start ComfyUI" in out[0]

@@ -3,7 +3,7 @@
 The exported names come from the real registries: narrator's metric declarations made into
 prometheus_client objects exactly as the workers make them, the queue-depth collector, and
 Flower's own Prometheus metrics. A panel that queries a misspelt or removed metric, groups
-by a label the metric does not carry, or a README metrics row with no panel fails here.
+by a label the metric does not carry, or a metrics row of docs/operations.md with no panel fails here.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_every_label_a_panel_groups_or_filters_by_is_carried() -> None:
 
 
 def test_the_registries_are_read_for_real() -> None:
-    """The sets the checks above rely on hold what the README promises (so an empty one cannot pass them)."""
+    """The sets the checks above rely on hold what docs/operations.md promises (so an empty one cannot pass them)."""
     series = narrator_series()
     assert series["narrator_jobs_failed_total"] == {"task"}
     assert series["narrator_chunk_synthesis_seconds_bucket"] == {"le"}
@@ -137,8 +137,8 @@ def test_the_registries_are_read_for_real() -> None:
 
 
 def readme_metric_rows() -> list[set[str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n### Monitoring\n", 1)[1].split("\n### ", 1)[0]
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("\n## Monitoring\n", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = line.split("|")
@@ -162,7 +162,7 @@ def test_every_readme_metrics_row_has_a_panel() -> None:
     exported = set(narrator_series())
     for row in rows:
         for metric in row:
-            assert shows(exported, metric), f"README lists {metric}, which no worker exports"
+            assert shows(exported, metric), f"docs/operations.md lists {metric}, which no worker exports"
 
 
 def test_the_dashboard_is_well_formed() -> None:

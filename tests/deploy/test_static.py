@@ -31,7 +31,7 @@ from tests.deploy.stack import ROOT, compose, compose_raw, env_example, schema_e
 
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 SCRIPTS = sorted((ROOT / "docker").glob("*.sh"))
-DOCS = [ROOT / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Variables Docker, Compose or the base images define; nobody needs to document them.
 PLATFORM_VARS = {"PATH", "HOME", "BASHPID", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONUNBUFFERED",
                  "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT"}
@@ -168,7 +168,7 @@ def test_every_variable_a_service_reads_is_documented() -> None:
         for var in variables_read(script.read_text()):
             read.setdefault(var, set()).add(script.name)
     undocumented = {k: v for k, v in read.items() if k not in PLATFORM_VARS and not re.search(rf"\b{k}\b", docs)}
-    assert not undocumented, f"undocumented (add to README.md or .env.example): {undocumented}"
+    assert not undocumented, f"undocumented (add to docs/ or .env.example): {undocumented}"
 
 
 def test_narrator_variables_are_settings_fields() -> None:

@@ -3,7 +3,7 @@
 The script runs for real: the weights step on a "network volume" (a folder) against a fake
 Hugging Face Hub, ComfyUI through the GPU image's entry point (a stub that starts the fake
 ComfyUI, the one stand-in), and the real handler against a fake RunPod control plane. What
-the README says must hold: the weights are on the volume before ComfyUI starts, only ComfyUI
+docs/runpod.md says must hold: the weights are on the volume before ComfyUI starts, only ComfyUI
 and the handler run (no Redis, no Celery worker), the handler takes its first job after its
 models are warm, and a boot whose weights cannot be made ready takes no job.
 """
