@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled, JobFailed, JobTimeout, RetryableError
+from .errors import JobCancelled, JobFailed, JobTimeout, NarratorError, RetryableError
 from .job.admission import Admitted, admit
 from .job.delivery import with_inline_audio
 from .job.liveness import Liveness
@@ -201,7 +201,13 @@ def submit(request: JobRequest | dict[str, Any], settings: Settings | None = Non
         # Through a broker the request goes by reference: its text and voices never sit in task
         # arguments (broker messages, events, Flower), only in the job's storage, which gc expires.
         kwargs = {"request": None, "request_ref": handle.job_store.put_request(payload)}
-    mode.start(handle, kwargs, admitted)
+    try:
+        mode.start(handle, kwargs, admitted)
+    except NarratorError:
+        if not settings.eager:
+            # Never queued: no record may say otherwise (``status`` would show it PENDING for ever).
+            handle.job_store.objects.delete(handle.job_store.request_key)
+        raise
     log.info("submitted", extra={"job_id": job_id, "mode": mode.name})
     return handle
 

@@ -19,7 +19,9 @@ class ProgressBar:
         done = progress.chunks_done
         filled = int(self.width * done / total) if total else 0
         bar = "#" * filled + "-" * (self.width - filled)
-        line = f"[{bar}] {done}/{total or '?'} chunks  {progress.audio_seconds:6.1f} s audio  {progress.state.lower()}"
+        # Seconds of chunk audio so far: the file, trimmed and with its pauses, differs a little.
+        spoken = f"{progress.audio_seconds:6.1f} s synthesized"
+        line = f"[{bar}] {done}/{total or '?'} chunks  {spoken}  {progress.state.lower()}"
         if self.tty:
             self.stream.write("\r" + line)
         else:

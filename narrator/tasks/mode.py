@@ -182,6 +182,7 @@ class Brokered:
         from kombu.exceptions import OperationalError
         from redis.exceptions import RedisError
 
+        self._check_redis(handle.id)
         if self.order is not None:
             self.order.enter(handle.id, time.time())
         try:
@@ -196,6 +197,20 @@ class Brokered:
         except RuntimeError as exc:
             # Celery's retry loop gives up with a bare RuntimeError("Retry limit exceeded...").
             raise RetryableError(f"broker unreachable, job {handle.id} was not queued: {exc}") from None
+
+    def _check_redis(self, job_id: str) -> None:
+        """One PING before anything is sent: a Redis that is down is one line, at once, not
+        Celery's result-store reconnect loop (20 lines and 20 s) ending in the same error."""
+        url = self.context.settings.broker_url
+        if not url.startswith(("redis://", "rediss://")):
+            return
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5).ping()
+        except (redis.RedisError, OSError) as exc:
+            raise RetryableError(f"broker unreachable at {without_credentials(url)}: {no_secrets(exc).rstrip('.')}; "
+                                 f"job {job_id} was not queued (check NARRATOR_BROKER_URL)") from None
 
     def job_state(self, task_id: str) -> str | None:
         return str(self.app.AsyncResult(task_id).state)

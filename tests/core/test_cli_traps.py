@@ -24,9 +24,10 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-def narrator(store_dir: Path, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
+def narrator(store_dir: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NARRATOR_")}
-    env["NARRATOR_STORAGE_URL"] = store_dir.as_uri()  # no broker: the one-machine default
+    env["NARRATOR_STORAGE_URL"] = store_dir.as_uri()  # no broker (unless extra says): the one-machine default
+    env.update(extra or {})
     return subprocess.run([sys.executable, "-m", "narrator.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
@@ -112,3 +113,17 @@ def test_a_voice_the_model_cannot_use_is_said_not_ignored(store_dir: Path, tmp_p
     assert run.returncode == 0, run.stderr
     assert first_line(run) == ("narrator: model 'local' cannot clone a voice, so --voice is not used "
                                "(these can: vibevoice-1.5b, vibevoice-large; --model)")
+
+
+def test_submit_to_a_redis_that_is_down_is_one_line_and_leaves_nothing(store_dir: Path) -> None:
+    from tests.support.procs import free_port
+
+    port = free_port()  # nothing listens there
+    env = {"NARRATOR_BROKER_URL": f"redis://user:secret@127.0.0.1:{port}/0"}
+    run = narrator(store_dir, "submit", "Hello there.", extra=env)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.count("\n") == 1, run.stderr  # not Celery's reconnect loop
+    assert first_line(run).startswith(f"narrator: broker unreachable at redis://***@127.0.0.1:{port}/0: ")
+    assert first_line(run).endswith("was not queued (check NARRATOR_BROKER_URL)") and "secret" not in run.stderr
+    assert not store_dir.exists() or not [p for p in store_dir.rglob("*") if p.is_file()]
+
