@@ -104,19 +104,29 @@ def keep(job_id: str, index: int, attempts: int, manifest: Manifest, store: Obje
     return verdict
 
 
+def step(
+    job_id: str, index: int, attempt: int, manifest: Manifest, spec: ModelSpec, store: ObjectStore,
+    recogniser: Recogniser | None, cached: bool,
+) -> Verdict | int:
+    """Check attempt ``attempt``: the chunk's verdict (its best attempt kept), or the attempt to
+    synthesize next. ``cached``: the attempt came from the cache."""
+    check = check_attempt(job_id, index, attempt, manifest, spec, store, recogniser)
+    following = next_attempt(manifest, attempt, check)
+    if following is None:
+        return keep(job_id, index, attempt + 1, manifest, store, cached)
+    return following
+
+
 def settle(
     job_id: str, index: int, attempt: int, manifest: Manifest, spec: ModelSpec, store: ObjectStore,
     recogniser: Recogniser | None, synthesize: Callable[[int], bool], cached: bool,
 ) -> Verdict:
-    """Check attempt ``attempt`` and go on here until a verdict: ``synthesize(n)`` makes attempt
-    ``n`` (True when it came from the cache). For a process that both synthesizes and checks."""
-    while True:
-        check = check_attempt(job_id, index, attempt, manifest, spec, store, recogniser)
-        following = next_attempt(manifest, attempt, check)
-        if following is None:
-            return keep(job_id, index, attempt + 1, manifest, store, cached)
-        attempt = following
+    """:func:`step` here until a verdict: ``synthesize(n)`` makes attempt ``n`` (True when it came
+    from the cache). For a process that both synthesizes and checks."""
+    while not isinstance(outcome := step(job_id, index, attempt, manifest, spec, store, recogniser, cached), Verdict):
+        attempt = outcome
         cached = synthesize(attempt)
+    return outcome
 
 
 def verdicts(manifest: Manifest, store: ObjectStore) -> list[Verdict]:

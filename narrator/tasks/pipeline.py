@@ -251,19 +251,16 @@ def verify_chunk(self: JobTask[..., Any], job_id: str, index: int, attempt: int,
     try:
         _check_cancelled(job_id)
         manifest = rt.manifest(job_id)
-        spec = _spec(manifest)
-        check = verify.check_attempt(job_id, index, attempt, manifest, spec, rt.store, recogniser_for(rt.settings))
-        following = verify.next_attempt(manifest, attempt, check)
-        if following is None:
-            verdict = verify.keep(job_id, index, attempt + 1, manifest, rt.store, cached)
+        outcome = verify.step(job_id, index, attempt, manifest, _spec(manifest), rt.store,
+                              recogniser_for(rt.settings), cached)
     except NarratorError as exc:
         _name_chunk(exc, index)
         raise
-    if following is not None:
-        again = synthesize_chunk.si(job_id, index, following).set(queue=GPU_QUEUE, priority=RETRY_PRIORITY)
+    if not isinstance(outcome, verify.Verdict):
+        again = synthesize_chunk.si(job_id, index, outcome).set(queue=GPU_QUEUE, priority=RETRY_PRIORITY)
         return self.replace(again)  # next in line on the GPU queue: the job waits on it
     publish_progress(job_id, self.request.root_id)
-    return _checked(verdict)
+    return _checked(outcome)
 
 
 def _spec(manifest: Manifest) -> ModelSpec:

@@ -9,6 +9,7 @@ The one change made to a command: the one-machine recipe's Redis port becomes a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.support.procs import ROOT, free_port
+from tests.support.procs import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +64,23 @@ def run_block(lines: list[str], folder: Path, timeout: float) -> subprocess.Comp
 
 
 def with_children_gone(group: int) -> None:
+    """SIGTERM the block's process group; SIGKILL what is left after workers' warm shutdown (10 s)."""
     try:
         os.killpg(group, signal.SIGTERM)
+        wait_until(lambda: not group_alive(group), 10, "the README block's background jobs to stop")
     except ProcessLookupError:
         return
-    for _ in range(100):
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        subprocess.run(["sleep", "0.1"], check=False)  # a bounded wait for workers to finish their warm shutdown
-    os.killpg(group, signal.SIGKILL)
+    except AssertionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def runnable(lines: list[str]) -> list[str]:
