@@ -13,7 +13,7 @@ import time
 
 MODULES = [
     "bench_speak", "bench_join", "bench_chunk", "bench_comfy", "bench_handler", "bench_pipeline", "bench_load",
-    "bench_order", "bench_verify",
+    "bench_order", "bench_verify", "bench_runpod",
 ]
 GPU_MODULES = ["gpu"]
 HEADER = f"{'figure':<48} {'value':>12} {'unit':<10} {'baseline':>10} {'ratio':>8}"

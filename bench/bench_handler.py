@@ -66,7 +66,7 @@ def run() -> list[Row]:
             jobs.submit, jobs.JobHandle.wait = timed_submit, timed_wait  # type: ignore[method-assign]
             try:
                 started = time.perf_counter()
-                out = loop.run_until_complete(runpod_handler.handler({"id": "bench", "input": dict(REQUEST)}))
+                out = loop.run_until_complete(runpod_handler.async_handler({"id": "bench", "input": dict(REQUEST)}))
                 elapsed = time.perf_counter() - started
             finally:
                 jobs.submit, jobs.JobHandle.wait = original_submit, original_wait  # type: ignore[method-assign]

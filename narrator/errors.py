@@ -100,3 +100,46 @@ class ConfigurationError(PermanentError):
         self.variable = variable
         prefixed = variable and not message.startswith(f"{variable}:")
         super().__init__(f"{variable}: {message}" if prefixed else message)
+
+
+# -- RunPod's serverless API, as a client (narrator.runpod.client) ---------------------------
+
+
+class RemoteUnauthorized(PermanentError):
+    """RunPod refused the API key (401/403)."""
+
+
+class EndpointNotFound(PermanentError):
+    """RunPod has no endpoint with that id (404)."""
+
+
+class RemoteJobNotFound(JobNotFound):
+    """RunPod does not know the job: a wrong id, or its result expired."""
+
+
+class RemoteUnavailable(RetryableError):
+    """RunPod's API did not answer, or answered 5xx."""
+
+
+class RemoteRateLimited(RetryableError):
+    """RunPod answered 429. ``retry_after``: the seconds it asked for, when it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class RemoteJobFailed(PermanentError):
+    """The remote job ended FAILED; the message carries RunPod's (the handler's) error."""
+
+
+class RemoteJobTimedOut(PermanentError):
+    """RunPod stopped the job at the endpoint's execution timeout (TIMED_OUT)."""
+
+
+class RemoteJobNotStarted(JobTimeout):
+    """No worker took the job within the time allowed; it was cancelled."""
+
+
+class RemoteDeadlineExceeded(JobTimeout):
+    """The remote job ran past the caller's deadline; it was cancelled."""

@@ -42,6 +42,19 @@ class WeightsSpec(BaseModel):
     files: tuple[str, ...] = Field(min_length=1)
 
 
+class RunPodTarget(BaseModel):
+    """Where a ``runpod`` model's chunks go: a serverless endpoint running narrator's GPU image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    """The endpoint id (the API key comes from NARRATOR_RUNPOD_API_KEY, never from here)."""
+    model: str = Field(min_length=1)
+    """The model the endpoint runs: its own model file of that name does the work."""
+    queue_timeout: float = Field(300.0, gt=0)
+    """Seconds a chunk may wait for a free worker before the job fails, saying so."""
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,6 +80,8 @@ class ModelSpec(BaseModel):
     node_pack: str = ""
     """The node pack the workflow needs, as ``owner/repo@commit``: the one the images install."""
     weights: WeightsSpec | None = None
+    runpod: RunPodTarget | None = None
+    """For ``engine = "runpod"``: the endpoint each chunk is sent to."""
     bind: dict[str, Binding] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
     description: str = ""

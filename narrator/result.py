@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class Metrics(BaseModel):
@@ -17,6 +17,25 @@ class Metrics(BaseModel):
     sample_rate: int = 0
     chunks_synthesized: int = 0
     cache_hits: int = 0
+
+
+class Reference(BaseModel):
+    """Which voice a speaker was given, and whether the model used it."""
+
+    speaker: int
+    source: Literal["default", "base64", "url", "stored"]
+    name: str
+    """A short name: the default's file, ``ref_b64_<hash>.wav``, a URL's host and file, a stored name.
+    Never a credential or a signed query."""
+    used: bool
+    """False when the model clones no voice: it spoke in its own."""
+
+
+def reference_sentence(value: Any) -> Any:
+    """Results stored before ``reference_used`` was a sentence said true or false."""
+    if isinstance(value, bool):
+        return "Using a given reference" if value else "Using the default voice"
+    return value
 
 
 class FailingChunk(BaseModel):
@@ -57,7 +76,9 @@ class JobResult(BaseModel):
     """The audio, base64, only in answers that inline it (narrator.job.delivery): never stored."""
     duration_seconds: float
     seed_used: int | None = None
-    reference_used: bool = False
+    reference_used: str = ""
+    """The seed worker's sentence: ``Using default narrator-default.flac reference``,
+    ``Using base64 reference (ref_b64_1a2b3c4d.wav)``, ``Using URL reference (host/file.wav)``."""
     text_length: int
     metrics: Metrics
     job_id: str
@@ -71,6 +92,10 @@ class JobResult(BaseModel):
     """Every caption file's URL by kind: srt, vtt (a cue per chunk); words.srt, words.vtt,
     phrases.srt, phrases.vtt (a checked job's word times)."""
     verification: Verification | None = None
+    references: list[Reference] = []
+    """``reference_used`` as facts: one entry per speaker given a voice (or the default)."""
+
+    _old_reference_used = field_validator("reference_used", mode="before")(reference_sentence)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -1,10 +1,12 @@
 """RunPod serverless entry: ``python -m narrator.runpod_handler``.
 
-``handler(job)`` validates ``job["input"]`` (a :class:`~narrator.request.JobRequest`
-plus the handler option ``stream``), submits the job through the broker (or runs it
-in-process when no broker is configured), follows it, and returns the seed-compatible
-output or ``{"error": "..."}``. While it waits it posts progress after each finished
-chunk, and with ``"stream": true`` each chunk's audio URL to RunPod's stream channel,
+``handler(job)`` is a plain function, as the seed worker's was: it validates ``job["input"]``
+(a :class:`~narrator.request.JobRequest` plus the handler option ``stream``), submits the job
+through the broker (or runs it in-process when no broker is configured), follows it, and
+returns the seed-compatible output dict or ``{"error": "..."}``, from synchronous code or from
+inside a running event loop. The SDK is given :func:`async_handler`, the same job as a
+coroutine. While it waits it posts progress after each finished chunk, and with
+``"stream": true`` each chunk's audio URL to RunPod's stream channel,
 in order, all before the result. A time-out or a RunPod stop cancels the job.
 
 Before it asks RunPod for a job, :func:`main` makes sure whoever synthesizes is ready: with
@@ -15,8 +17,9 @@ fails it exits 1 with the reason and takes no job (docker/start-runpod.sh starts
 
 ``python -m narrator.runpod_handler --generator`` registers :func:`generator_handler`
 instead: the SDK then aggregates every yield, so ``/runsync`` returns a list (each
-streamed chunk, then the result) for every request. The default keeps ``output`` a
-dict, as the seed worker's clients expect. See docs/runpod.md.
+streamed chunk, then the result) for every request; ``--generator --test_input '{...}'``
+prints that list. The default keeps ``output`` a dict, as the seed worker's clients
+expect. See docs/runpod.md.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +37,7 @@ from typing import Any
 from .errors import ConfigurationError, InvalidRequest, NarratorError
 from .ops.logs import setup_logging
 from .runpod.channel import Channel, webhooks_configured
+from .runpod.chunk_mode import is_chunk, run_chunk
 from .runpod.output import error_output
 from .runpod.runner import events, secrets
 from .settings import Settings
@@ -65,9 +70,23 @@ def current() -> HandlerConfig:
     return _config
 
 
-async def handler(job: dict[str, Any]) -> dict[str, Any]:
-    """The RunPod handler: the job's result (seed-compatible) or ``{"error": "..."}``."""
+def handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The job's result (seed-compatible) or ``{"error": "..."}``: ``result = handler(test_input)``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(async_handler(job))
+    # Called from a coroutine (a notebook, an async test): its loop is busy running the caller,
+    # so the job gets a loop of its own in a thread, and the caller blocks, as it asked to.
+    with ThreadPoolExecutor(1, thread_name_prefix="narrator-handler") as pool:
+        return pool.submit(asyncio.run, async_handler(job)).result()
+
+
+async def async_handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The RunPod handler the SDK runs: :func:`handler` as a coroutine."""
     config = current()
+    if is_chunk(job.get("input") if isinstance(job, dict) else None):
+        return await _chunk(job, config)
     channel = Channel(job, config.post_updates)
     try:
         async with aclosing(events(job, config.settings)) as stream:
@@ -89,9 +108,12 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
         await channel.close()
 
 
-async def generator_handler(job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def generator_handler(job: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
     """The same job as :func:`handler`, yielding streamed chunks and then the result."""
     config = current()
+    if is_chunk(job.get("input") if isinstance(job, dict) else None):
+        yield await _chunk(job, config)
+        return
     channel = Channel(job, config.post_updates)
     try:
         async with aclosing(events(job, config.settings)) as stream:
@@ -107,6 +129,30 @@ async def generator_handler(job: dict[str, Any]) -> AsyncIterator[dict[str, Any]
         await channel.close()
 
 
+async def aggregated_handler(job: dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
+    """:func:`generator_handler`'s yields as one list, as ``/runsync`` returns them with
+    ``return_aggregate_stream``; an error alone, as the SDK reports it. For ``--test_input``, whose
+    local run would otherwise return the generator object itself."""
+    outputs: list[dict[str, Any]] = []
+    async with aclosing(generator_handler(job)) as stream:
+        async for output in stream:
+            if "error" in output:
+                return output
+            outputs.append(output)
+    return outputs
+
+
+async def _chunk(job: dict[str, Any], config: HandlerConfig) -> dict[str, Any]:
+    """One chunk for the ``runpod`` engine (narrator.runpod.chunk_mode), on this worker's engine."""
+    from .tasks.context import context_for
+
+    try:
+        return await asyncio.to_thread(run_chunk, job["input"], context_for(config.settings))
+    except Exception as exc:  # the edge: RunPod marks the job FAILED, which the engine retries
+        log.exception("runpod chunk failed", extra={"request_id": _request_id(job)})
+        return error_output(f"internal error: {type(exc).__name__}: {exc}", secrets(config.settings))
+
+
 def _request_id(job: Any) -> Any:
     return job.get("id") if isinstance(job, dict) else None
 
@@ -115,6 +161,7 @@ def main() -> None:
     generator = "--generator" in sys.argv
     if generator:
         sys.argv.remove("--generator")
+    local_test = any(arg.startswith("--test_input") for arg in sys.argv)
     try:
         settings = Settings.from_env()
     except InvalidRequest as exc:
@@ -130,7 +177,7 @@ def main() -> None:
         from .tasks.context import init
 
         mode = init(settings).mode
-        mode.get_ready(warm_up=not any(arg.startswith("--test_input") for arg in sys.argv))
+        mode.get_ready(warm_up=not local_test)
     except ConfigurationError as exc:
         print(f"narrator: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -143,7 +190,14 @@ def main() -> None:
     import runpod
 
     _quiet_sdk_logs()
-    runpod.serverless.start({"handler": generator_handler if generator else handler, "return_aggregate_stream": True})
+    runpod.serverless.start({"handler": _chosen(generator, local_test), "return_aggregate_stream": True})
+
+
+def _chosen(generator: bool, local_test: bool) -> Callable[..., Any]:
+    if not generator:
+        return async_handler
+    # The SDK's local test run calls a generator handler like a plain one and returns the generator.
+    return aggregated_handler if local_test else generator_handler
 
 
 def _check_storage(settings: Settings) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 from .errors import InvalidRequest
 
 PROJECT_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
-SECRET_FIELDS = frozenset({"broker_url", "result_backend", "flower_basic_auth"})
+SECRET_FIELDS = frozenset({"broker_url", "result_backend", "flower_basic_auth", "runpod_api_key"})
+#: Variables other tools already use for the same thing, read when ours is unset.
+FALLBACKS = {"runpod_api_key": "RUNPOD_API_KEY"}
 
 
 def _default_data_dir() -> Path:
@@ -85,13 +87,17 @@ class Settings:
     """Where Whisper runs: ``cpu``, ``cuda``, or ``auto`` (a GPU when there is one). On a GPU the
     check runs on the GPU worker, beside synthesis; on a CPU it runs on the CPU workers."""
     flower_basic_auth: str = field(default="", repr=False)
+    runpod_api_key: str = field(default="", repr=False)
+    """The RunPod API key for ``narrator runpod`` and the ``runpod`` engine; else ``RUNPOD_API_KEY``."""
+    runpod_api_url: str = "https://api.runpod.ai/v2"
+    """RunPod's serverless API (``/{endpoint}/run`` etc. below it)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}  # each parsed from the environment as its field's type says
         for f in fields(cls):
-            raw = env.get(f"NARRATOR_{f.name.upper()}")
+            raw = env.get(f"NARRATOR_{f.name.upper()}") or env.get(FALLBACKS.get(f.name, ""))
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, f.type, raw)

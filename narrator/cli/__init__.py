@@ -18,13 +18,19 @@ from ..result import JobState
 from ..settings import Settings
 from .progress_bar import ProgressBar
 
+#: ``narrator worker --pool threads``: chunks in flight per process when --concurrency is not given.
+THREADS_DEFAULT = 32
 EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidRequest as exc:
+        print(f"narrator: bad configuration: {exc}", file=sys.stderr)
+        return 2
     setup_logging("cli", verbose=args.verbose, json_logs=settings.log_json)
     try:
         return int(args.func(args, settings))
@@ -75,7 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", choices=["cpu", "gpu", "all"], default="all")
     worker.add_argument(
         "--concurrency", type=int,
-        help="processes (default: 1 for gpu, cores for cpu); 2 on gpu keeps the next prompt queued in ComfyUI",
+        help="processes (default: 1 for gpu, cores for cpu); 2 on gpu keeps the next prompt queued in ComfyUI; "
+             f"with --pool threads, threads (default {THREADS_DEFAULT})",
+    )
+    worker.add_argument(
+        "--pool", choices=["prefork", "threads"], default="prefork",
+        help="prefork (default): a process per task; threads: many tasks in one process, for models whose "
+             "chunks run elsewhere (engine = \"runpod\": each thread waits on a RunPod endpoint)",
     )
     worker.add_argument(
         "--name", metavar="NAME",
@@ -90,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    from . import chunk, doctor, gc, health, models, verify
+    from . import chunk, doctor, gc, health, models, runpod, verify
 
-    return [models.register, chunk.register, doctor.register, health.register, gc.register, verify.register]
+    return [models.register, chunk.register, doctor.register, health.register, gc.register, verify.register,
+            runpod.register]
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -293,8 +306,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from ..tasks.worker import app, exit_code
 
     queues = QUEUES[args.queues]
-    concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
-    argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues), "--hostname", name]
+    if args.pool == "threads":
+        concurrency = args.concurrency or THREADS_DEFAULT
+    else:
+        concurrency = args.concurrency or (1 if args.queues == "gpu" else None)
+    argv = ["worker", "--loglevel", "INFO", "-Q", ",".join(queues), "--hostname", name, "--pool", args.pool]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     try:

@@ -119,4 +119,8 @@ def validate_models(args: argparse.Namespace, settings: Settings) -> int:
 def _check_other(spec: ModelSpec) -> list[str]:
     if spec.engine == "embedded":
         return [] if spec.workflow is None else [f"model {spec.name!r}: the embedded engine takes no workflow"]
+    if spec.engine == "runpod":
+        if spec.runpod is None:
+            return [f"model {spec.name!r}: the runpod engine needs a [runpod] table (endpoint, model)"]
+        return [] if spec.workflow is None else [f"model {spec.name!r}: the runpod engine takes no workflow"]
     return [f"model {spec.name!r}: unknown engine {spec.engine!r}"]

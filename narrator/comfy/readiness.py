@@ -60,6 +60,8 @@ class Readiness:
     checks: tuple[Check, ...] = ()
     in_process: bool = False
     """An embedded model: it runs in the worker's own process, no server involved."""
+    remote: str = ""
+    """A ``runpod`` model: the endpoint its chunks go to, not this server."""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +76,8 @@ class Readiness:
     def label(self) -> str:
         if self.in_process:
             return "yes (in-process)"
+        if self.remote:
+            return f"not here (RunPod endpoint {self.remote})"
         return "yes" if self.ok else f"no: {self.reason}"
 
     def check(self, name: str) -> Check | None:
@@ -195,6 +199,8 @@ def assess(spec: ModelSpec, server: ServerView, reference: ObjectInfo | None = N
     """Whether ``server`` can run ``spec`` now, check by check."""
     if spec.engine == "embedded":
         return Readiness(spec.name, in_process=True)
+    if spec.engine == "runpod" and spec.runpod is not None:
+        return Readiness(spec.name, remote=spec.runpod.endpoint)
     if spec.engine != "comfyui":
         return Readiness(spec.name, (Check("engine", FAIL, f"unknown engine {spec.engine!r}"),))
     try:

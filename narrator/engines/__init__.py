@@ -55,6 +55,10 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
         from .comfyui import ComfyEngine
 
         return ComfyEngine
+    if spec.engine == "runpod":
+        from .runpod import RunPodEngine
+
+        return RunPodEngine
     raise ModelError(f"model {spec.name!r}: unknown engine {spec.engine!r}")
 
 
@@ -84,6 +88,10 @@ def _make(spec: ModelSpec, settings: Settings) -> Engine:
         from .comfyui import ComfyEngine
 
         return ComfyEngine(spec, settings)
+    if spec.engine == "runpod":
+        from .runpod import RunPodEngine
+
+        return RunPodEngine(spec, settings)
     raise ModelError(f"model {spec.name!r}: unknown engine {spec.engine!r}")
 
 

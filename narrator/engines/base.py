@@ -66,6 +66,8 @@ class Engine(ABC):
         settings the model does not support; engines narrow further.
         """
         supported = spec.supported_parameters
+        # Speed 1.0 asks for nothing: seed-era clients send it to every model.
+        params = {k: v for k, v in params.items() if not (k == "speed" and k not in supported and v == 1.0)}
         for name in params:
             if name not in supported:
                 offered = ", ".join(sorted(supported)) or "none"

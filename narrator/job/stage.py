@@ -20,6 +20,7 @@ from ..models import ModelSpec
 from ..request import VoiceInput
 from ..settings import Settings
 from ..storage import ObjectStore
+from . import references
 from .admission import Admitted, decode_base64, named_voice_path
 from .fetch import fetch
 from .store import ChunkEntry, JobStore, Manifest, stored_request
@@ -49,13 +50,15 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
             voices[speaker] = job.put_voice(speaker, data)
             voice_digests[speaker] = hashlib.sha256(data).hexdigest()
     chunks = chunk_entries(admitted, voice_digests)
+    refs = references.references(request.voice_inputs(), model)
     manifest = Manifest(
         job_id=job_id,
         request=stored_request(request),
         model=model.name,
         params=admitted.params,  # resolved and checked at admission; engines use them as they are
         voices=voices,
-        reference_used=bool(voices),
+        reference_used=references.sentence(refs, model),
+        references=refs,
         seed_used=admitted.params.get("seed"),
         text_length=len(request.text),
         format=request.output.format,

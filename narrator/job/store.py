@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import JobNotFound, ObjectNotFound
 from ..request import JobRequest
-from ..result import JobResult, JobState, Progress
+from ..result import JobResult, JobState, Progress, Reference, reference_sentence
 from ..storage import ObjectStore
 
 #: The layout's two top-level folders: one folder per job, and chunk audio by content.
@@ -96,7 +96,10 @@ class Manifest(BaseModel):
     params: dict[str, Any]
     voices: dict[int, str] = Field(default_factory=dict)
     """Speaker -> storage key of its normalised voice."""
-    reference_used: bool = False
+    reference_used: str = ""
+    """What the result says about the voices (narrator.job.references)."""
+    references: list[Reference] = Field(default_factory=list)
+    _old_reference_used = field_validator("reference_used", mode="before")(reference_sentence)
     seed_used: int | None = None
     text_length: int
     format: str

@@ -32,6 +32,7 @@ def publish(
         duration_seconds=round(duration, 3),
         seed_used=manifest.seed_used,
         reference_used=manifest.reference_used,
+        references=manifest.references,
         text_length=manifest.text_length,
         metrics=Metrics(
             execution_time=round(time.time() - manifest.created_at, 3),

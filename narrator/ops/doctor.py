@@ -50,9 +50,9 @@ CPU_FIX = (
 
 
 def select(specs: Sequence[ModelSpec], names: Sequence[str] | None) -> tuple[list[ModelSpec], list[str]]:
-    """The models to check (default: every non-embedded one) and the names that match none."""
+    """The models to check (default: every ComfyUI one) and the names that match none."""
     if not names:
-        return [s for s in specs if s.engine != "embedded"], []
+        return [s for s in specs if s.engine == "comfyui"], []
     by_name = {s.name: s for s in specs}
     return [by_name[n] for n in names if n in by_name], [n for n in names if n not in by_name]
 
@@ -62,7 +62,7 @@ def diagnose(settings: Settings, report: Report, *, names: Sequence[str] | None 
     """Check the server at ``settings.comfy_url`` for the models in ``settings.workflows_dir``."""
     specs, problems = load_folder(settings.workflows_dir)
     selected, unknown = select(specs, names)
-    comfy = [s for s in selected if s.engine != "embedded"]
+    comfy = [s for s in selected if s.engine == "comfyui"]
     try:
         found = survey_url(settings.comfy_url, comfy, settings.comfy_timeout)
     except EngineUnavailable as exc:
@@ -86,6 +86,9 @@ def diagnose(settings: Settings, report: Report, *, names: Sequence[str] | None 
     for spec in selected:
         if spec.engine == "embedded":
             say(Finding(OK, f"{spec.name}: embedded engine, runs in-process (nothing to check on ComfyUI)"))
+        elif spec.engine == "runpod":
+            say(Finding(OK, f"{spec.name}: runs on RunPod endpoint {spec.runpod.endpoint if spec.runpod else '?'} "
+                            "(nothing to check on ComfyUI; `narrator runpod health --endpoint ID` checks it)"))
     reference = object_info.packaged()
     for check in pack_checks(comfy, found.view.info, reference):
         say(Finding(check.status, check.summary, check.fix))

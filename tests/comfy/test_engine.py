@@ -86,6 +86,8 @@ def test_out_of_range_setting_is_refused_without_a_server() -> None:
         ComfyEngine.check_params(spec, {"steps": 9999})
     with pytest.raises(InvalidRequest, match="^voice_settings.speed: model 'vibevoice-large' does not support speed"):
         ComfyEngine.check_params(spec, {"speed": 1.1})
+    # Speed 1.0 asks for nothing (seed-era clients send it to every model): taken, and not bound.
+    assert ComfyEngine.check_params(spec, {"speed": 1.0, "seed": 3}) == {"seed": 3}
 
 
 def test_voices_upload_once_by_content(engine: ComfyEngine, fake_comfy: FakeComfy) -> None:

@@ -127,3 +127,9 @@ def test_submit_to_a_redis_that_is_down_is_one_line_and_leaves_nothing(store_dir
     assert first_line(run).endswith("was not queued (check NARRATOR_BROKER_URL)") and "secret" not in run.stderr
     assert not store_dir.exists() or not [p for p in store_dir.rglob("*") if p.is_file()]
 
+
+
+def test_a_setting_that_does_not_parse_is_one_line_naming_it(store_dir: Path) -> None:
+    run = narrator(store_dir, "status", "anything", extra={"NARRATOR_JOB_TIMEOUT": "soon"})
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == "narrator: bad configuration: NARRATOR_JOB_TIMEOUT: cannot parse 'soon' as float\n"

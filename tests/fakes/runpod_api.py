@@ -9,6 +9,8 @@ It speaks the worker side of the protocol the ``runpod`` SDK uses:
 - ``POST /v2/{endpoint}/job-stream/{pod}/{id}?...`` a streamed partial output.
 
 Everything received is recorded in arrival order. Point a worker at it with :meth:`FakeRunPod.env`.
+:class:`tests.fakes.runpod_rest.FakeServerless` adds the client side (``/run``, ``/status`` ...) on the
+same server and queue, through the hooks ``_taken``, ``_posted`` and ``_rest``.
 """
 
 from __future__ import annotations
@@ -116,7 +118,21 @@ class FakeRunPod:
     def _record(self, kind: str, job_id: str, body: Any, query: dict[str, list[str]]) -> None:
         with self._cond:
             self.records.append(Record(kind, job_id, body, time.monotonic(), query))
+            if kind in ("take", "progress", "stream", "done"):
+                self._posted(kind, job_id, body)
             self._cond.notify_all()
+
+    # -- hooks for the client-side API (runpod_rest.py); called with the lock held ------------
+    def _posted(self, kind: str, job_id: str, body: Any) -> None:
+        """A worker took a job, or posted progress, a stream item or the result."""
+
+    def _after_post(self, kind: str, job_id: str) -> None:
+        """After a worker's post is recorded, before it is answered (lock not held)."""
+
+    def _rest(self, method: str, path: list[str], query: dict[str, list[str]], headers: Any,
+              body: Any) -> tuple[int, Any, dict[str, str]] | None:
+        """The answer to a client-side API call (status, JSON body, headers); None: not one (404)."""
+        return None
 
     def _take(self, query: dict[str, list[str]]) -> dict[str, Any] | None:
         with self._cond:
@@ -153,7 +169,7 @@ def _handler_for(fake: FakeRunPod) -> type[BaseHTTPRequestHandler]:
                 ids = fake._stop_signals()
                 self._reply({"jobsToStop": ids} if ids else None)
             else:
-                self.send_error(404)
+                self._rest("GET", parts, query, None)
 
         def do_POST(self) -> None:
             url = urlparse(self.path)
@@ -161,7 +177,7 @@ def _handler_for(fake: FakeRunPod) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             try:
-                body = json.loads(raw)
+                body = json.loads(raw) if raw else None
             except ValueError:
                 self.send_error(400, "body is not JSON")
                 return
@@ -170,10 +186,28 @@ def _handler_for(fake: FakeRunPod) -> type[BaseHTTPRequestHandler]:
             elif len(parts) == 5 and parts[2] == "job-stream":
                 kind = "stream"
             else:
-                self.send_error(404)
+                self._rest("POST", parts, parse_qs(url.query), body)
                 return
             fake._record(kind, parts[4], body, parse_qs(url.query))
+            fake._after_post(kind, parts[4])
             self._reply({})
+
+        def _rest(self, method: str, parts: list[str], query: dict[str, list[str]], body: Any) -> None:
+            answer = fake._rest(method, parts, query, self.headers, body)
+            if answer is None:
+                self.send_error(404)
+                return
+            code, value, headers = answer
+            data = b"" if value is None else json.dumps(value).encode()
+            try:
+                self.send_response(code)
+                for name, header in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, header)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up waiting (a hung call): nobody to answer
 
         def _reply(self, value: Any) -> None:
             if value is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def test_the_manifest_of_a_plain_job(staged: Staged, store: RecordingStore, job_
     assert manifest.request == JobRequest.parse(request)  # typed: the request as admitted
     assert (manifest.model, manifest.format, manifest.sample_rate) == ("tone", "mp3", RATE)
     assert manifest.params == {"speed": 1.25, "temperature": 0.8}
-    assert (manifest.voices, manifest.reference_used, manifest.seed_used) == ({}, False, None)
+    assert (manifest.voices, manifest.seed_used) == ({}, None)
+    assert manifest.reference_used == "Using default tone voice reference"
     assert manifest.text_length == len(PLAIN)
     assert entries(manifest) == [
         (0, "Speaker 1: One two three four five six.", "One two three four five six.", "sentence", 1, None, None),
@@ -131,7 +133,8 @@ def test_voices_are_stored_and_referenced_not_kept_inline(
     manifest = staged({"text": SCRIPT, "speakers": CAST, "reference_audio": VOICE, "voices": {"2": VOICE_2}}, job_id)
     job = JobStore(store, job_id)
     assert manifest.voices == {1: job.voice_key(1), 2: job.voice_key(2)}
-    assert manifest.reference_used is True
+    assert re.fullmatch(r"Using base64 reference \(ref_b64_\w{8}\.wav\) for speaker 1, "
+                        r"base64 reference \(ref_b64_\w{8}\.wav\) for speaker 2", manifest.reference_used)
     assert manifest.request.reference_audio == INLINE_AUDIO and manifest.request.voices == {"2": INLINE_AUDIO}
     assert VOICE not in store.get_bytes(job.manifest_key).decode()
     for speaker, given in ((1, VOICE), (2, VOICE_2)):
@@ -154,7 +157,9 @@ def test_a_stored_voice_by_name(staged: Staged, store: RecordingStore, workflows
 
 def test_a_model_without_cloning_stores_no_voice(staged: Staged, store: RecordingStore, job_id: str) -> None:
     manifest = staged({"text": PLAIN, "model": "mono", "reference_audio": VOICE}, job_id)
-    assert (manifest.voices, manifest.reference_used) == ({}, False)
+    assert manifest.voices == {}
+    assert manifest.reference_used.startswith("Not using base64 reference (ref_b64_")
+    assert manifest.reference_used.endswith("model mono clones no voice; using its default voice")
     assert store.list(JobStore(store, job_id).prefix + "voices/") == []
 
 

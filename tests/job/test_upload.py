@@ -49,7 +49,10 @@ def test_the_result_record(joined: Run, store: RecordingStore, settings: Setting
     assert record.success is True
     assert (record.job_id, record.format, record.sample_rate, record.chunks) == (manifest.job_id, "mp3", 24000, 3)
     assert record.duration_seconds == round(result.duration, 3)
-    assert (record.text_length, record.reference_used, record.seed_used) == (len(PLAIN), True, None)
+    assert (record.text_length, record.seed_used) == (len(PLAIN), None)
+    assert record.reference_used == manifest.reference_used
+    assert record.reference_used.startswith("Using base64 reference (ref_b64_")
+    assert [(r.source, r.used) for r in record.references] == [("base64", True)]
     assert (record.metrics.model, record.metrics.sample_rate) == ("tone", 24000)
     assert (record.metrics.chunks_synthesized, record.metrics.cache_hits) == (3, 0)
     assert 0 <= record.metrics.execution_time < 60

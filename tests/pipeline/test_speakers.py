@@ -52,7 +52,9 @@ def test_two_speakers_two_voices(
         "voices": {"1": voice(180), "2": voice(120)},
     }
     result = jobs.submit(request, broker_settings).wait(timeout=120)
-    assert result.reference_used and result.chunks == 4
+    assert result.chunks == 4
+    assert [(r.speaker, r.source, r.used) for r in result.references] == [(1, "base64", True), (2, "base64", True)]
+    assert result.reference_used.startswith("Using base64 reference (ref_b64_")
 
     prompts = fake.stats()["prompts"]
     tts = [next(n for n in p.values() if n["class_type"] == "VibeVoiceTTS") for p in prompts]

@@ -27,9 +27,9 @@ def settings(tmp_path: Path, small_workflows: Path) -> Settings:
     return Settings(storage_url=(tmp_path / "store").as_uri(), workflows_dir=small_workflows, job_timeout=60)
 
 
-def run_test_input(settings: Settings, job: dict[str, object]) -> subprocess.CompletedProcess[str]:
+def run_test_input(settings: Settings, job: dict[str, object], *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "narrator.runpod_handler", "--test_input", json.dumps(job)],
+        [sys.executable, "-m", "narrator.runpod_handler", *flags, "--test_input", json.dumps(job)],
         env=handler_env(settings), cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 
@@ -42,6 +42,16 @@ def test_test_input_runs_a_job_in_process(settings: Settings) -> None:
     assert len(outputs) == 1
     samples, rate = sf.read(io.BytesIO(open_store(settings).get_bytes(outputs[0])))
     assert rate == 22050 and len(samples) > rate // 4
+
+
+def test_generator_test_input_runs_the_job_and_shows_what_runsync_would_return(settings: Settings) -> None:
+    done = run_test_input(settings, {"input": {"text": "Hello", "stream": True}}, "--generator")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "async_generator object" not in done.stdout
+    # The SDK logs the aggregated output: each streamed chunk, then the result.
+    (line,) = [ln for ln in done.stdout.splitlines() if "Job result:" in ln]
+    assert "'chunk': 0" in line and "'success': True" in line and line.index("'chunk': 0") < line.index("'success'")
+    assert len([k for k in open_store(settings).list("jobs/") if k.endswith("/output.wav")]) == 1
 
 
 def test_test_input_with_a_bad_request_fails_naming_the_field(settings: Settings) -> None:

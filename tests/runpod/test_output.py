@@ -42,7 +42,8 @@ def test_split_input_refuses_what_is_not_an_input(raw: Any, field: str) -> None:
 
 def _result() -> JobResult:
     return JobResult(
-        duration_seconds=1.5, seed_used=42, reference_used=False, text_length=12,
+        duration_seconds=1.5, seed_used=42, text_length=12,
+        reference_used="Using default voice of model local (it clones no reference)",
         metrics=Metrics(execution_time=0.7, model="local", sample_rate=22050), job_id="a" * 32,
         audio_url="https://bucket.example/out.wav?sig=1", output_key=f"jobs/{'a' * 32}/output.wav",
         format="wav", sample_rate=22050, chunks=1, captions_url="https://bucket.example/out.vtt?sig=1",

@@ -124,7 +124,10 @@ def test_seed_inputs_succeed_with_seed_outputs(loop: Loop, seed_jobs: dict[str, 
                   "audio_url", "format", "sample_rate", "chunks", "captions_url"):
         assert field in out, field
     assert out["text_length"] == len(SEED_CASES[name]["text"])
-    assert out["reference_used"] is False  # the embedded model cannot clone
+    # The embedded model cannot clone: a given voice is named, and said to be unused.
+    said = {"base64 reference": "Not using base64 reference (ref_b64_",
+            "URL reference": "Not using URL reference (127.0.0.1/voice.wav): model local clones no voice"}
+    assert out["reference_used"].startswith(said.get(name, "Using default voice of model local")), out["reference_used"]
     assert out["metrics"]["model"] == "local" and out["metrics"]["sample_rate"] == 22050
     samples, rate = sf.read(io.BytesIO(base64.b64decode(out["audio_b64"])))
     assert rate == 22050 and abs(len(samples) / rate - out["duration_seconds"]) < 0.05

@@ -210,6 +210,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "NARRATOR_CHUNK_MAX_RETRIES": str(settings.chunk_max_retries),
         "NARRATOR_FETCH_ALLOW": ",".join(settings.fetch_allow),
         "NARRATOR_WARMUP_MODELS": ",".join(settings.warmup_models),
+        "NARRATOR_RUNPOD_API_KEY": settings.runpod_api_key,
+        "NARRATOR_RUNPOD_API_URL": settings.runpod_api_url,
+        "NARRATOR_CHUNK_TIME_LIMIT": str(settings.chunk_time_limit),
         # The suite's default (tests/conftest.py): processes started with every NARRATOR_* stripped
         # would otherwise check the fake's vowels with each model's own default. A request still asks.
         "NARRATOR_VERIFY": settings.verify or "off",
