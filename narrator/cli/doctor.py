@@ -1,6 +1,6 @@
 """``narrator doctor [--comfy URL] [--models a,b] [--synthesize]``: is this GPU box ready?
 
-Exit status: 0 every check passed, 1 a check failed, 2 ComfyUI could not be reached.
+Exit status: 0 every check passed, 1 a check failed or ComfyUI could not be reached.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
         "doctor",
         help="check that ComfyUI can run the models now: server, GPU, node packs, workflows, weights",
         description="One line per check: 'ok   ...' or 'FAIL ... — fix: ...'. "
-        "Exit 0 when all pass, 1 when a check fails, 2 when ComfyUI cannot be reached.",
+        "Exit 0 when all pass, 1 when a check fails or ComfyUI cannot be reached.",
     )
     doctor.add_argument("--comfy", metavar="URL", help="the ComfyUI server (default: NARRATOR_COMFY_URL)")
     doctor.add_argument(

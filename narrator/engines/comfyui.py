@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "Hello. This short sentence warms the model up before the first chunk."
 UNREACHABLE_HINT = "start it, or set NARRATOR_COMFY_URL to a running server"
+#: Cancelled job ids an engine remembers (so their waiting chunks do not start): recent ones suffice.
+_CANCELLED_KEPT = 256
 
 
 class ComfyEngine(Engine):
@@ -64,6 +67,10 @@ class ComfyEngine(Engine):
         self._job: str | None = None
         self._prompt: str | None = None
         self._cancel = threading.Event()
+        # Jobs cancelled while this engine served them: a chunk of one that was waiting for the lock
+        # (threads sharing the engine: in-process runs, a RunPod endpoint) must not start after it.
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._cancelled_lock = threading.Lock()
 
     @property
     def client(self) -> ComfyClient:
@@ -100,6 +107,8 @@ class ComfyEngine(Engine):
         """The bytes and file name of the audio the prompt for ``item`` saved."""
         deadline = Deadline(self.settings.comfy_timeout)
         with self._lock:
+            if self._was_cancelled(item.job_id):
+                raise JobCancelled(f"job {item.job_id}: cancelled")
             # A fresh event before the job id: a cancel that sees this job sets this chunk's event.
             self._cancel = threading.Event()
             self._job, self._prompt = item.job_id, None
@@ -119,7 +128,13 @@ class ComfyEngine(Engine):
         self.synthesize(SynthesisInput(text=text, params=resolve_params(self.spec, {}), job_id="warm-up"))
 
     def cancel(self, job_id: str) -> None:
-        if not job_id or job_id != self._job:
+        if not job_id:
+            return
+        with self._cancelled_lock:
+            self._cancelled[job_id] = None
+            while len(self._cancelled) > _CANCELLED_KEPT:
+                self._cancelled.popitem(last=False)
+        if job_id != self._job:
             return
         self._cancel.set()
         prompt = self._prompt
@@ -129,6 +144,10 @@ class ComfyEngine(Engine):
 
     def close(self) -> None:
         self._client.close()
+
+    def _was_cancelled(self, job_id: str) -> bool:
+        with self._cancelled_lock:
+            return bool(job_id) and job_id in self._cancelled
 
     # -- one chunk --------------------------------------------------------------------
 

@@ -216,6 +216,24 @@ def test_cancel_interrupts_the_running_prompt(engine: ComfyEngine, fake_comfy: F
 
 
 @pytest.mark.fake_comfy(hold=True)
+def test_a_cancelled_jobs_chunk_waiting_for_the_engine_never_starts(engine: ComfyEngine,
+                                                                    fake_comfy: FakeComfy) -> None:
+    # Threads sharing one engine (in-process jobs, a RunPod endpoint): the second chunk waits for the
+    # first; one cancel ends both. Found against the real server: the waiting chunk ran a whole prompt.
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: Running.", job_id="job-1"))
+        wait_until(lambda: fake_comfy.running is not None, 30, "the first chunk to run")
+        waiting = pool.submit(engine.synthesize, SynthesisInput("Speaker 1: Waiting.", job_id="job-1"))
+        engine.cancel("job-1")
+        for future in (running, waiting):
+            with pytest.raises(JobCancelled):
+                future.result(30)
+    assert fake_comfy.stats.prompts_executed <= 1 and fake_comfy.pending == []
+    with pytest.raises(JobCancelled):  # and any later chunk of that job
+        engine.synthesize(SynthesisInput("Speaker 1: Later.", job_id="job-1"))
+
+
+@pytest.mark.fake_comfy(hold=True)
 def test_cancel_a_chunk_still_in_the_queue(comfy_settings: Settings, fake_comfy: FakeComfy) -> None:
     first, second = (ComfyEngine(model("vibevoice-large"), comfy_settings) for _ in range(2))
     try:
