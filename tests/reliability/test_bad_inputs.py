@@ -9,7 +9,6 @@ storage keys, ComfyUI uploads or file paths are generated, whatever the request 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -85,7 +84,7 @@ def foreign_app(corpus_env: CorpusEnv) -> Iterator[Celery]:
 
 def handle_in_runpod(request: Any, settings: Settings, request_id: str = "req") -> dict[str, Any]:
     runpod_handler.configure(settings, post_updates=False)
-    return asyncio.run(runpod_handler.handler({"id": request_id, "input": request}))
+    return runpod_handler.handler({"id": request_id, "input": request})
 
 
 def test_the_corpus_covers_what_the_issue_lists() -> None:

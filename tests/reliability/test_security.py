@@ -10,7 +10,6 @@ message is searched for the secret values.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -223,7 +222,7 @@ def run_jobs(settings: Settings, missing_voice: str, shown: list[str]) -> None:
     # Through the RunPod handler: the same limits, the same scrubbed answers.
     runpod_handler.configure(settings, post_updates=False)
     good = {"text": TEXT, "output": {"url_expires": 300}}
-    out = asyncio.run(runpod_handler.handler({"id": "rp-good", "input": good}))
+    out = runpod_handler.handler({"id": "rp-good", "input": good})
     assert out.get("error") is None and expires(out["audio_url"]) == 300, out
     shown.append(json.dumps(out))
 
@@ -232,7 +231,7 @@ def run_jobs(settings: Settings, missing_voice: str, shown: list[str]) -> None:
     with pytest.raises(JobFailed, match="reference_audio_url: server answered 404") as failed:
         jobs.submit(failing, settings).wait(timeout=60)
     shown.append(str(failed.value))
-    out = asyncio.run(runpod_handler.handler({"id": "rp-bad", "input": failing}))
+    out = runpod_handler.handler({"id": "rp-bad", "input": failing})
     assert "reference_audio_url: server answered 404" in out["error"], out
     shown.append(json.dumps(out))
 
