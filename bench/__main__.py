@@ -13,7 +13,8 @@ import time
 
 MODULES = [
     "bench_speak", "bench_join", "bench_chunk", "bench_comfy", "bench_handler", "bench_pipeline", "bench_load",
-    "bench_order", "bench_verify", "bench_runpod",
+    "bench_order", "bench_verify", "bench_runpod", "bench_m4b",
+    "bench_book",
 ]
 GPU_MODULES = ["gpu"]
 HEADER = f"{'figure':<48} {'value':>12} {'unit':<10} {'baseline':>10} {'ratio':>8}"

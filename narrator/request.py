@@ -24,7 +24,10 @@ from pydantic import (
 
 from .errors import InvalidRequest
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus"]
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "m4b"]
+DocumentFormat = Literal["epub", "html", "markdown", "text"]
+#: "3-5", "1,4,7-9": chapters, 1-based.
+CHAPTER_SPEC = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"
 #: Speaking rate, for the request's ``speed`` and for SSML ``<prosody rate>`` (the chunker).
 SPEED_RANGE = (0.5, 2.0)
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -82,13 +85,38 @@ class OutputSpec(_Strict):
     """Inline audio in answers that carry it (the RunPod output, ``JobHandle.result(inline=True)``):
     unset or ``True``, while it fits NARRATOR_AUDIO_B64_MAX_BYTES; ``False``, never (``audio_url``
     only). Never stored, never in the Celery result. Decided in :mod:`narrator.job.delivery`."""
+    split: Literal["chapters"] | None = None
+    """A document's chapters also as files of their own (``chapters`` in the result); None: one file."""
     url_expires: Int | None = Field(None, ge=1, description="presigned URL lifetime, seconds")
     """Lifetime of every URL handed out for the job (audio, captions, streamed chunks); default
     NARRATOR_PRESIGN_DEFAULT_SECONDS; longer than NARRATOR_PRESIGN_MAX_SECONDS is refused at admission."""
 
 
+class BookOptions(_Strict):
+    """How a ``document`` becomes an audiobook."""
+
+    speak_titles: bool = True
+    """Each chapter begins with its title, spoken."""
+    keep_matter: bool = False
+    """Keep front and back matter (cover page, copyright, contents); left out by default."""
+    chapter_pause_ms: Int = Field(2000, ge=0, le=10_000, description="0 to 10000 ms")
+    """The pause before each chapter (a paragraph's is under a second)."""
+    headings: str | None = Field(None, max_length=200)
+    """Plain text only: a regular expression a chapter heading line matches, or "none" for one chapter;
+    None: headings detected ("Chapter 1", "PART II", a short title line alone)."""
+
+
 class JobRequest(_Strict):
-    text: str = Field(min_length=1)
+    text: str | None = Field(None, min_length=1)
+    """The text to speak; or give ``document``."""
+    document: str | None = None
+    """A whole document instead of ``text``: EPUB, HTML, Markdown or plain text, as base64 (or a
+    ``data:`` URI), an http(s) URL, or ``store:KEY``, an object in narrator's storage."""
+    document_format: DocumentFormat | None = None
+    """What ``document`` is; None: told from its bytes and name."""
+    chapters: str | None = Field(None, max_length=200)
+    """Only these chapters of ``document``: ``3-5``, ``1,4,7-9`` (1-based, as ``narrator chunk`` lists them)."""
+    book: BookOptions = BookOptions()
     model: str | None = Field(None, pattern=MODEL_NAME)
     voice: str | None = None
     """A voice: an http(s) URL, base64 audio (WAV, FLAC), or the name of a stored voice."""
@@ -115,7 +143,9 @@ class JobRequest(_Strict):
 
     @field_validator("text")
     @classmethod
-    def _text_is_speakable(cls, value: str) -> str:
+    def _text_is_speakable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.strip():
             raise ValueError("text is empty or only whitespace")
         bad = _BAD_CHARS.search(value)
@@ -139,6 +169,38 @@ class JobRequest(_Strict):
                 raise ValueError(f"speaker {name!r} must be a number from 1 to 16, not {number}")
             if not name.strip() or len(name) > 64:
                 raise ValueError("speaker names are 1 to 64 characters")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _something_to_speak(cls, data: Any) -> Any:
+        # Before the fields: with neither, the missing text is the first thing to say (a "Text" key
+        # would otherwise be reported only as an unknown field).
+        if isinstance(data, Mapping) and data.get("text") is None and data.get("document") is None:
+            unknown = sorted(str(k) for k in data if k not in cls.model_fields)
+            also = f" (unknown fields: {', '.join(unknown)})" if unknown else ""
+            raise InvalidRequest(f"give text or document (one of them){also}", field="text")
+        return data
+
+    @model_validator(mode="after")
+    def _text_or_document(self) -> JobRequest:
+        # Raised as InvalidRequest (pydantic passes it through): the field is named, not "request".
+        if (self.text is None) == (self.document is None):
+            raise InvalidRequest("give text or document (one of them)" if self.text is None
+                                 else "give text or document, not both", field="text")
+        if self.document is None:
+            for name in ("chapters", "document_format"):
+                if getattr(self, name):
+                    raise InvalidRequest("goes with document (a book's chapters), not text", field=name)
+            if self.output.split:
+                raise InvalidRequest("needs a document with chapters", field="output.split")
+        return self
+
+    @field_validator("chapters")
+    @classmethod
+    def _chapter_list(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(CHAPTER_SPEC, value):
+            raise ValueError(f"{value!r} is not a chapter list like 3-5 or 1,4,7-9")
         return value
 
     @model_validator(mode="after")

@@ -38,6 +38,21 @@ def reference_sentence(value: Any) -> Any:
     return value
 
 
+class ChapterResult(BaseModel):
+    """A book's chapter in the output: where it starts, how long it lasts, its own file if split."""
+
+    number: int
+    """1-based in the whole book (as ``narrator chunk`` lists them)."""
+    title: str
+    start: float
+    duration: float
+    words: int = 0
+    url: str | None = None
+    """``output.split: chapters``: the chapter as a file of its own, and its captions."""
+    key: str | None = None
+    captions_url: str | None = None
+
+
 class FailingChunk(BaseModel):
     """A chunk whose speech still fails its check: where it is, what it says, why it failed."""
 
@@ -94,6 +109,11 @@ class JobResult(BaseModel):
     verification: Verification | None = None
     references: list[Reference] = []
     """``reference_used`` as facts: one entry per speaker given a voice (or the default)."""
+    title: str | None = None
+    """A book's title (a ``document`` job); None otherwise."""
+    author: str | None = None
+    chapters: list[ChapterResult] = []
+    """A book's chapters, in order, with their times in the output."""
 
     _old_reference_used = field_validator("reference_used", mode="before")(reference_sentence)
 

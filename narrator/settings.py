@@ -44,6 +44,8 @@ class Settings:
     max_text_chars: int = 2_000_000
     max_voice_bytes: int = 25 * 1024 * 1024
     max_voice_seconds: float = 600.0
+    max_document_bytes: int = 200 * 1024 * 1024
+    """The largest ``document`` (an EPUB, HTML, Markdown or text file) a request may give."""
     presign_max_seconds: int = 7 * 24 * 3600
     presign_default_seconds: int = 24 * 3600
     audio_b64_max_bytes: int = 10 * 1024 * 1024

@@ -10,11 +10,14 @@ from .encode import FORMATS, content_type, encode, output_rate
 from .join import DEFAULT_PAUSES_MS, ChunkIn, ChunkSpan, Joiner, JoinOptions, JoinReport, join, join_files, plain_copy
 from .limiter import limit, true_peak_envelope
 from .loudness import integrated_loudness
+from .m4b import BookTags, ChapterMark
 from .voice import normalise_decoded, normalise_voice, validate_voice
 
 __all__ = [
     "DEFAULT_PAUSES_MS",
     "FORMATS",
+    "BookTags",
+    "ChapterMark",
     "ChunkIn",
     "ChunkSpan",
     "Cue",

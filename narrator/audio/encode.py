@@ -1,7 +1,8 @@
 """Output formats: streaming sinks for the join, and one-shot :func:`encode`.
 
 wav and flac (16-bit) and opus (in OGG) go through libsndfile; mp3 through
-lameenc. Neither needs a system ffmpeg.
+lameenc; m4b (AAC in MP4, chapters and tags) through PyAV, the optional ``book``
+extra (see :mod:`.m4b`). None needs a system ffmpeg.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import soundfile as sf
 
 from ..errors import AudioError
 from .dsp import resample
+from .m4b import AAC_RATES, BookTags, M4bSink
 from .types import Audio
 
-FORMATS = ("wav", "flac", "mp3", "opus")
+FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 _SOUNDFILE = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 DEFAULT_MP3_KBPS = 96
-_CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+_CONTENT_TYPES = {
+    "wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg", "m4b": "audio/mp4",
+}
 
 Target = str | os.PathLike[str] | BinaryIO
 
@@ -53,18 +57,25 @@ def content_type(fmt: str) -> str:
 def output_rate(fmt: str, rate: int) -> int:
     """The rate a file of ``fmt`` is written at when ``rate`` is asked for.
 
-    Opus and MP3 allow only some rates: the next one up (or the highest) is used.
+    Opus, MP3 and AAC (m4b) allow only some rates: the next one up (or the highest) is used.
     """
-    allowed = {"opus": OPUS_RATES, "mp3": MP3_RATES}.get(check_format(fmt))
+    allowed = {"opus": OPUS_RATES, "mp3": MP3_RATES, "m4b": AAC_RATES}.get(check_format(fmt))
     if allowed is None or rate in allowed:
         return rate
     return next((r for r in allowed if r >= rate), allowed[-1])
 
 
-def open_sink(target: Target, fmt: str, rate: int, *, mp3_kbps: int = DEFAULT_MP3_KBPS) -> Sink:
-    """A sink writing ``fmt`` at ``rate`` (which must already suit the format, see :func:`output_rate`)."""
+def open_sink(
+    target: Target, fmt: str, rate: int, *, mp3_kbps: int = DEFAULT_MP3_KBPS, tags: BookTags | None = None
+) -> Sink:
+    """A sink writing ``fmt`` at ``rate`` (which must already suit the format, see :func:`output_rate`).
+
+    ``tags`` (title, author, cover) go into an m4b; the other formats have no use for them.
+    """
     if output_rate(fmt, rate) != rate:
         raise AudioError(f"format: {fmt} cannot be written at {rate} Hz")
+    if fmt == "m4b":
+        return M4bSink(target, rate, tags or BookTags())
     if fmt == "mp3":
         return Mp3Sink(target, rate, mp3_kbps)
     return SoundFileSink(target, fmt, rate)

@@ -28,6 +28,7 @@ from .dsp import db_to_gain, fade_edges, resample, silence_threshold, sound_boun
 from .encode import DEFAULT_MP3_KBPS, Sink, Target, check_format, open_sink, output_rate
 from .limiter import limit
 from .loudness import integrated_loudness
+from .m4b import BookTags, ChapterMark, M4bSink
 from .types import Audio
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ class JoinOptions:
     ceiling_dbtp: float | None = -1.0
     """True-peak ceiling of the limiter; ``None``: no limiter (samples are still clipped to full scale)."""
     mp3_kbps: int = DEFAULT_MP3_KBPS
+    chapters: tuple[tuple[int, str], ...] = ()
+    """A book's chapters: (index of its first chunk, title), in order. Their marks (where each
+    starts in the output) are in the report, and written into an m4b file."""
+    tags: BookTags | None = None
+    """Title, author and cover of an m4b file."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class JoinReport:
     sample_rate: int
     samples: int
     chunks: list[ChunkSpan]
+    chapters: list[ChapterMark] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -177,7 +184,10 @@ class Joiner:
         if kind is None:
             self.close()
         elif self._sink is not None:
-            self._sink.close()
+            try:
+                self._sink.close()
+            except AudioError as failed:  # the join's own error is the one to raise
+                log.warning("output not finished after a failed join", extra={"error": str(failed)})
 
     @property
     def report(self) -> JoinReport:
@@ -215,13 +225,17 @@ class Joiner:
         trailing = max(0, self._pause - self._tail_pad)
         self._write(np.zeros(trailing, dtype=np.float32))
         self._length += trailing
+        marks = chapter_marks(self._spans, self.options.chapters, self._length, self._rate)
+        if marks and isinstance(self._sink, M4bSink):
+            self._sink.set_chapters(marks)  # known only now: where each chapter's first chunk landed
         self._sink.close()
-        self._report = JoinReport(self.options.format, self._rate, self._length, self._spans)
+        self._report = JoinReport(self.options.format, self._rate, self._length, self._spans, marks)
         return self._report
 
     def _open(self, first_rate: int) -> None:
         self._rate = output_rate(self.options.format, self.options.sample_rate or first_rate)
-        self._sink = open_sink(self._target, self.options.format, self._rate, mp3_kbps=self.options.mp3_kbps)
+        self._sink = open_sink(self._target, self.options.format, self._rate, mp3_kbps=self.options.mp3_kbps,
+                               tags=self.options.tags)
 
     def _trimmed(self, samples: np.ndarray) -> tuple[np.ndarray, int, int, int, int]:
         """(kept samples, silence kept before the sound, after it, sound length, where the sound starts)."""
@@ -287,6 +301,23 @@ class Joiner:
         if pause_ms < 0 or not math.isfinite(pause_ms):
             raise AudioError(f"pause: {pause_ms!r} ms is not a length")
         return round(pause_ms * self._rate / 1000)
+
+
+def chapter_marks(
+    spans: Sequence[ChunkSpan], chapters: Sequence[tuple[int, str]], length: int, rate: int
+) -> list[ChapterMark]:
+    """Each chapter from the middle of the pause before its first chunk (the first from 0) to the next."""
+    if not chapters:
+        return []
+    starts = []
+    for k, (first, _) in enumerate(chapters):
+        if not 0 <= first < len(spans):
+            raise AudioError(f"chapter {k + 1} starts at chunk {first}, and there are {len(spans)} chunks")
+        before = spans[first - 1].end_sample if first > 0 else 0
+        starts.append(0 if k == 0 else (before + spans[first].start_sample) // 2)
+    ends = [*starts[1:], length]
+    return [ChapterMark(title=title, start=start / rate, end=end / rate)
+            for (_, title), start, end in zip(chapters, starts, ends, strict=True)]
 
 
 def plain_copy(sources: Iterable[Source], target: Target, fmt: str = "wav") -> JoinReport:

@@ -16,11 +16,14 @@ from ..errors import AudioError, ConfigurationError, InvalidRequest, JobNotFound
 from ..ops.logs import setup_logging
 from ..result import JobState
 from ..settings import Settings
-from .progress_bar import ProgressBar
+from .progress_bar import ChapterLine, ProgressBar
 
 #: ``narrator worker --pool threads``: chunks in flight per process when --concurrency is not given.
 THREADS_DEFAULT = 32
-EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus"}
+EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus", ".m4b": "m4b"}
+#: A file of these is sent as a ``document`` (a book: chapters, titles, tags), not as text.
+DOCUMENT_SUFFIXES = {".epub": "epub", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
+                     ".markdown": "markdown"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,17 +121,25 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature, above 0 and at most 2")
     p.add_argument("--cfg-scale", type=float, help="classifier-free guidance (VibeVoice), 1.0 to 10.0")
     p.add_argument("--steps", type=int, help="diffusion steps (VibeVoice), 1 to 100")
-    p.add_argument("--format", choices=["wav", "flac", "mp3", "opus"], help="default: from the output's extension")
+    p.add_argument("--format", choices=["wav", "flac", "mp3", "opus", "m4b"],
+                   help="default: from the output's extension (m4b: an audiobook with chapter marks)")
     p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the model's)")
     p.add_argument("--timeout", type=float, help="seconds to wait for the job")
+    book = p.add_argument_group("books (an .epub, .html or .md file; a .txt one with --chapters, --split or m4b)")
+    book.add_argument("--chapters", metavar="LIST",
+                      help="only these chapters, as `narrator chunk` numbers them: 3-5, 1,4,7-9")
+    book.add_argument("--no-titles", action="store_true", help="do not speak each chapter's title first")
+    book.add_argument("--keep-matter", action="store_true",
+                      help="keep front and back matter (cover page, contents, ...)")
+    book.add_argument("--split", choices=["chapters"],
+                      help="also a file per chapter (written beside -o, in a folder)")
     p.add_argument("--verify", choices=["off", "report", "retry"],
                    help="check each chunk's speech against its text: report failures, or synthesize them "
                         "again (default: the model's)")
 
 
 def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    text = _read_text(args)
-    request: dict[str, Any] = {"text": text}
+    request: dict[str, Any] = _text_or_document(args)
     if args.model:
         request["model"] = args.model
     if args.voice:
@@ -152,7 +163,55 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         request["timeout"] = args.timeout
     if args.verify:
         request["verify"] = args.verify
+    if args.split:
+        request.setdefault("output", {})["split"] = args.split
     return request
+
+
+def _text_or_document(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"text": ...}``, or for a book file ``{"document": <base64>, ...}`` with the book options."""
+    path = _document_path(args)
+    if path is None:
+        if args.chapters or args.split or args.keep_matter or args.no_titles:
+            raise InvalidRequest("--chapters, --split, --keep-matter and --no-titles are for a book file "
+                                 "(.epub, .html, .md, or .txt)", field="--chapters")
+        return {"text": _read_text(args)}
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}", field="file") from None
+    request: dict[str, Any] = {"document": base64.b64encode(data).decode(),
+                               "document_format": DOCUMENT_SUFFIXES.get(path.suffix.lower(), "text")}
+    if args.chapters:
+        request["chapters"] = args.chapters
+    book: dict[str, bool] = {}
+    if args.no_titles:
+        book["speak_titles"] = False
+    if args.keep_matter:
+        book["keep_matter"] = True
+    if book:
+        request["book"] = book
+    return request
+
+
+def _document_path(args: argparse.Namespace) -> Path | None:
+    """The book file named (positionally or by --file), when the input is one."""
+    name = args.file if args.file is not None else args.text
+    if name is None or str(name) == "-" or (args.file is not None and args.text is not None):
+        return None
+    path = Path(str(name)).expanduser()
+    suffix = path.suffix.lower()
+    if args.file is None and (suffix not in DOCUMENT_SUFFIXES or not path.is_file()):
+        return None  # positional text that is not a book file is the text itself
+    wants_book = args.chapters or args.split or args.format == "m4b" or _suffix(args) == ".m4b"
+    if suffix in DOCUMENT_SUFFIXES or (suffix == ".txt" and wants_book):
+        return path
+    return None
+
+
+def _suffix(args: argparse.Namespace) -> str:
+    output = getattr(args, "output", None)
+    return output.suffix.lower() if output is not None else ""
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -200,8 +259,20 @@ def _format_for(output: Path | None) -> str | None:
     return fmt
 
 
+def _download_chapters(handle: jobs.JobHandle, result: Any, output: Path) -> Path:
+    """A split book's chapter files, in a folder beside ``output``: ``book_chapters/03 - Title.m4b``."""
+    from ..audio.m4b import chapter_name
+
+    folder = output.with_name(f"{output.stem}_chapters")
+    folder.mkdir(parents=True, exist_ok=True)
+    for chapter in result.chapters:
+        if chapter.key:
+            handle.store.get_file(chapter.key, folder / chapter_name(chapter.number, chapter.title, result.format))
+    return folder
+
+
 def _wait(handle: jobs.JobHandle, timeout: float | None) -> Any:
-    bar = ProgressBar(sys.stderr)
+    bar = ProgressBar(sys.stderr, extra=ChapterLine(handle))
     try:
         return handle.wait(timeout=timeout, on_progress=bar.update)
     finally:
@@ -227,11 +298,15 @@ def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
     handle = jobs.submit(request, settings)
     result = _wait(handle, args.timeout)
     _download(handle, args.output)
+    chapters = f"{_count(len(result.chapters), 'chapter')}, " if result.chapters else ""
     print(
-        f"wrote {args.output} ({result.duration_seconds:.1f} s of audio, {_count(result.chunks, 'chunk')}, "
+        f"wrote {args.output} ({result.duration_seconds:.1f} s of audio, {chapters}{_count(result.chunks, 'chunk')}, "
         f"{result.metrics.execution_time:.1f} s)",
         file=sys.stderr,
     )
+    if any(c.key for c in result.chapters):
+        folder = _download_chapters(handle, result, args.output)
+        print(f"wrote {_count(len(result.chapters), 'chapter file')} in {folder}", file=sys.stderr)
     return 0
 
 
@@ -251,6 +326,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     result = _wait(handle, args.timeout)
     if args.output:
         _download(handle, args.output)
+        if any(c.key for c in result.chapters):
+            _download_chapters(handle, result, args.output)
     print(json.dumps(result.to_json(), indent=2))
     return 0
 

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "chunk",
         help="show how a text would be split into chunks",
-        description="Split FILE (plain text, a speaker script or SSML) the way a job would, and show the chunks.",
+        description="Split FILE (plain text, a speaker script or SSML) the way a job would, and show the chunks. "
+        "A book (.epub, .html, .md; a .txt with --chapters) lists its chapters instead: title, words, "
+        "estimated time.",
     )
     parser.add_argument("file", metavar="FILE", help="the text to split; - reads standard input")
     parser.add_argument("--model", "-m", help="model whose chunk size and speakers apply (default: the default model)")
@@ -36,11 +38,15 @@ def register(sub: Any) -> None:
         "--speaker", action="append", default=[], metavar="NAME=N", help="read 'NAME:' lines as speaker N"
     )
     parser.add_argument("--no-normalize", action="store_true", help="say numbers, dates and abbreviations as written")
-    parser.add_argument("--json", action="store_true", help="print the chunks as a JSON list")
+    parser.add_argument("--json", action="store_true", help="print the chunks (or a book's chapters) as a JSON list")
+    parser.add_argument("--chapters", metavar="LIST", help="a book: only these chapters (3-5, 1,4,7-9)")
+    parser.add_argument("--keep-matter", action="store_true", help="a book: keep front and back matter")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if _is_book(args):
+        return chapters(args, settings)
     try:
         text = read_input(args.file)
         spec = _model(settings, args.model or settings.default_model)
@@ -65,6 +71,54 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(table(chunks, spec.name, max_chars, rate))
     return 0
+
+
+def _is_book(args: argparse.Namespace) -> bool:
+    suffix = Path(args.file).suffix.lower()
+    return suffix in (".epub", ".html", ".htm", ".xhtml", ".md", ".markdown") or (
+        suffix == ".txt" and bool(args.chapters or args.keep_matter))
+
+
+def chapters(args: argparse.Namespace, settings: Settings) -> int:
+    """A book's chapters as a job would read them: number, words, estimated time, title."""
+    from ..documents import DocumentLimits, read_document, select_chapters
+
+    try:
+        spec = _model(settings, args.model or settings.default_model)
+        data = Path(args.file).read_bytes()
+        book = read_document(data, name=Path(args.file).name, keep_matter=args.keep_matter,
+                             limits=DocumentLimits(max_bytes=settings.max_document_bytes))
+        numbers = list(range(1, len(book.chapters) + 1))
+        if args.chapters:
+            chosen = select_chapters(book, args.chapters)
+            numbers = [book.chapters.index(c) + 1 for c in chosen.chapters]
+            book = chosen
+    except OSError as exc:
+        print(f"narrator chunk: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except NarratorError as exc:
+        print(f"narrator chunk: {exc}", file=sys.stderr)
+        return 2
+    rate = spec.words_per_minute
+    rows = [{"number": n, "title": c.title, "kind": c.kind, "words": c.words,
+             "seconds": round(c.words * 60 / rate, 1)} for n, c in zip(numbers, book.chapters, strict=True)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{book.title or Path(args.file).name}" + (f", by {book.author}" if book.author else ""))
+    print(f"{'#':>4}  {'words':>7}  {'time':>8}  title")
+    for number, chapter in zip(numbers, book.chapters, strict=True):
+        minutes, secs = divmod(round(chapter.words * 60 / rate), 60)
+        print(f"{number:>4}  {chapter.words:>7}  {minutes:>4}:{secs:02d}  {chapter.title or '(untitled)'}")
+    words = sum(c.words for c in book.chapters)
+    hours, rest = divmod(round(words * 60 / rate), 3600)
+    print(f"{_plural(len(rows), 'chapter')}, {words} words, about {hours} h {rest // 60} min at {rate:g} words a "
+          f"minute (model {spec.name}); voice some with --chapters LIST")
+    return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def read_input(name: str) -> str:

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import audio
 from ..audio.types import Audio
-from ..chunker import Chunk, chunk_text
+from ..chunker import Boundary, Chunk, chunk_text
 from ..engines import resolve_params
 from ..errors import AudioError, FetchError, InvalidRequest
 from ..models import ModelRegistry, ModelSpec
 from ..request import JobRequest, VoiceInput
 from ..settings import Settings
+from .book import BookPlan, plan_book
 from .fetch import check_url
 
-FORMATS = ("wav", "flac", "mp3", "opus")
+FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 #: What a ``data:`` URI's media type promises; the content must keep the promise.
 DECLARED_AUDIO = {
     "audio/wav": "wav",
@@ -62,12 +64,21 @@ class Admitted:
     voices: dict[int, Audio] = field(default_factory=dict)
     """Speaker -> each base64 voice, decoded (base64 and audio) and checked, so staging decodes
     neither again. URL voices are fetched, and stored ones read, at staging."""
+    book: BookPlan | None = None
+    """A ``document`` request's book: read (and fetched) once, here."""
+    chapter_of: list[int] = field(default_factory=list)
+    """A book's chunks: the chapter (0-based, in ``book.chapters``) each chunk belongs to."""
+
+    @property
+    def text(self) -> str:
+        """What is spoken: the request's text, or the book's chapters laid out."""
+        return self.book.text if self.book is not None else str(self.request.text)
 
 
 def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
     """Check ``data`` (a request or its JSON) and resolve what staging needs; InvalidRequest names the field."""
     request = JobRequest.parse(data)
-    if len(request.text) > settings.max_text_chars:
+    if request.text is not None and len(request.text) > settings.max_text_chars:
         raise InvalidRequest(
             f"{len(request.text)} characters is over the limit of {settings.max_text_chars}", field="text"
         )
@@ -87,8 +98,24 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         )
     if request.output.format not in FORMATS:
         raise InvalidRequest(f"unsupported format {request.output.format!r}", field="output.format")
-    chunks = chunk_text(
-        request.text,
+    if request.output.format == "m4b" and importlib.util.find_spec("av") is None:
+        raise InvalidRequest("m4b needs the 'book' extra: pip install 'narrator[book]'", field="output.format")
+    book: BookPlan | None = None
+    chapter_of: list[int] = []
+    if request.document is None:
+        chunks = _chunks(str(request.text), request, model)
+    else:
+        book = plan_book(request, settings)
+        chunks, chapter_of = chunk_book(book, request, model)
+    if not any(c.spoken.strip() for c in chunks):
+        raise InvalidRequest("nothing to speak", field="text" if book is None else "document")
+    return Admitted(request=request, model=model, params=params, chunks=chunks, voices=voices, book=book,
+                    chapter_of=chapter_of)
+
+
+def _chunks(text: str, request: JobRequest, model: ModelSpec) -> list[Chunk]:
+    return chunk_text(
+        text,
         model.max_chunk_chars,
         min_chars=model.min_chunk_chars,
         normalize=request.normalize,
@@ -97,9 +124,26 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         ssml=request.ssml,
         language=request.language,
     )
-    if not any(c.spoken.strip() for c in chunks):
-        raise InvalidRequest("nothing to speak", field="text")
-    return Admitted(request=request, model=model, params=params, chunks=chunks, voices=voices)
+
+
+def chunk_book(book: BookPlan, request: JobRequest, model: ModelSpec) -> tuple[list[Chunk], list[int]]:
+    """Each chapter chunked on its own (no chunk spans two), offsets into ``book.text``; the pause
+    after a chapter's last chunk is the request's ``chapter_pause_ms``."""
+    chunks: list[Chunk] = []
+    chapter_of: list[int] = []
+    offset = 0
+    last = len(book.chapters) - 1
+    for number, chapter in enumerate(book.chapters):
+        mine = _chunks(chapter.text, request, model) if chapter.text.strip() else []
+        for i, c in enumerate(mine):
+            closing = i == len(mine) - 1 and number < last
+            chunks.append(replace(
+                c, index=len(chunks), start=c.start + offset, end=c.end + offset,
+                boundary=Boundary.HEADING if closing else c.boundary,
+                pause_ms=request.book.chapter_pause_ms if closing else c.pause_ms))
+            chapter_of.append(number)
+        offset += len(chapter.text) + 2  # the blank line BookPlan.text puts between chapters
+    return chunks, chapter_of
 
 
 #: Admissions handed from a producer to the stage-input task of the same process, by job id.

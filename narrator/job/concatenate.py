@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import audio
@@ -42,7 +42,12 @@ def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
             pauses_ms=[entry.pause_ms for entry in manifest.chunks],
             fmt=manifest.format,
             sample_rate=manifest.sample_rate,
+            options=book_options(manifest, job),
         )
+        if manifest.book is not None:
+            job.put_json(job.chapters_key, chapters_record(manifest, report))
+            if manifest.request.output.split == "chapters":
+                split_chapters(manifest, job, paths, folder)
         key = job.put_joined(out, manifest.format, audio.content_type(manifest.format))
     cues = [
         (start, end, entry.caption or entry.text)
@@ -55,6 +60,49 @@ def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
         job.put_work_captions(ext, text)
     log.info("joined", extra={"job_id": job_id, "seconds": round(report.duration, 3)})
     return Joined(duration=report.duration, key=key, captions=captions)
+
+
+def book_options(manifest: Manifest, job: JobStore) -> audio.JoinOptions | None:
+    """A book's join: its chapters marked, and for m4b its title, author and cover as tags."""
+    book = manifest.book
+    if book is None:
+        return None
+    cover = job.objects.get_bytes(job.cover_key) if book.cover_type else None
+    tags = audio.BookTags(title=book.title, author=book.author, cover=cover, cover_type=book.cover_type,
+                          language=book.language)
+    return audio.JoinOptions(chapters=tuple((c.first_chunk, c.title) for c in book.chapters), tags=tags)
+
+
+def chapters_record(manifest: Manifest, report: audio.JoinReport) -> list[dict[str, object]]:
+    """work/chapters.json: each chapter's number, title and place in the file (the result lists them)."""
+    assert manifest.book is not None
+    return [
+        {"number": c.number, "title": c.title, "start": round(mark.start, 3),
+         "duration": round(mark.end - mark.start, 3), "words": c.words}
+        for c, mark in zip(manifest.book.chapters, report.chapters, strict=True)
+    ]
+
+
+def split_chapters(manifest: Manifest, job: JobStore, paths: list[Path], folder: Path) -> None:
+    """Each chapter joined on its own, as chapters/{n}.{fmt}: the same pauses, levels and tags."""
+    assert manifest.book is not None
+    firsts = [c.first_chunk for c in manifest.book.chapters]
+    options = book_options(manifest, job)
+    for chapter, first, end in zip(manifest.book.chapters, firsts, [*firsts[1:], len(paths)], strict=True):
+        entries = manifest.chunks[first:end]
+        out = folder / f"chapter-{chapter.number:03d}.{manifest.format}"
+        tags = options.tags if options is not None and options.tags is not None else None
+        if tags is not None:
+            tags = replace(tags, title=f"{chapter.title or f'Chapter {chapter.number}'}")
+        report = audio.join_files(
+            paths[first:end], out, boundaries=[e.boundary for e in entries], pauses_ms=[e.pause_ms for e in entries],
+            fmt=manifest.format, sample_rate=manifest.sample_rate,
+            options=audio.JoinOptions(tags=tags),
+        )
+        job.objects.put_file(job.chapter_file_key(chapter.number, manifest.format), out,
+                             audio.content_type(manifest.format))
+        cues = [(start, stop, e.caption or e.text) for e, (start, stop) in zip(entries, report.spans, strict=True)]
+        job.objects.put_bytes(job.chapter_file_key(chapter.number, "vtt"), audio.webvtt(cues).encode(), "text/vtt")
 
 
 def _checked(manifest: Manifest, store: ObjectStore, spans: list[tuple[float, float, float]]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from ..storage import ObjectStore
 from . import references
 from .admission import Admitted, decode_base64, named_voice_path
 from .fetch import fetch
-from .store import ChunkEntry, JobStore, Manifest, stored_request
+from .store import BookInfo, ChapterInfo, ChunkEntry, JobStore, Manifest, stored_request
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,36 @@ def stage(job_id: str, admitted: Admitted, settings: Settings, store: ObjectStor
         reference_used=references.sentence(refs, model),
         references=refs,
         seed_used=admitted.params.get("seed"),
-        text_length=len(request.text),
+        text_length=len(admitted.text),
         format=request.output.format,
         sample_rate=request.output.sample_rate or model.sample_rate,
         chunks=chunks,
         verify=(mode := verify_mode(request.verify, settings, model)),
         verify_attempts=model.verify_attempts if mode == "retry" else 1,
+        book=book_info(admitted, chunks, job),
     )
     job.save_manifest(manifest)
     log.info("staged", extra={"job_id": job_id, "chunks": len(chunks), "model": model.name})
     return manifest
+
+
+def book_info(admitted: Admitted, entries: list[ChunkEntry], job: JobStore) -> BookInfo | None:
+    """A book's tags and chapters (those with something to say), its cover stored beside the job."""
+    book = admitted.book
+    if book is None:
+        return None
+    firsts: dict[int, int] = {}
+    for entry in entries:
+        if entry.chapter is not None:
+            firsts.setdefault(entry.chapter, entry.index)
+    chapters = [
+        ChapterInfo(title=c.title, number=c.number, words=c.words, first_chunk=firsts[i])
+        for i, c in enumerate(book.chapters) if i in firsts
+    ]
+    if book.cover is not None:
+        job.objects.put_bytes(job.cover_key, book.cover, book.cover_type or "application/octet-stream")
+    return BookInfo(title=book.title, author=book.author, language=book.language,
+                    cover_type=book.cover_type if book.cover is not None else None, chapters=chapters)
 
 
 def verify_mode(asked: str | None, settings: Settings, model: ModelSpec) -> Literal["off", "report", "retry"]:
@@ -85,7 +105,8 @@ def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[Chu
     model = admitted.model
     workflow_digest = _workflow_digest(model)
     entries: list[ChunkEntry] = []
-    for c in admitted.chunks:
+    for position, c in enumerate(admitted.chunks):
+        chapter = admitted.chapter_of[position] if admitted.chapter_of else None
         if not c.spoken.strip():
             # Nothing to say (an emoji, a rule line): keep its pause on the chunk before.
             if entries and c.pause_ms:
@@ -108,6 +129,7 @@ def chunk_entries(admitted: Admitted, voice_digests: dict[int, str]) -> list[Chu
                 pause_ms=c.pause_ms,
                 params=params if params != admitted.params else None,
                 digest=digest,
+                chapter=chapter,
             )
         )
     if not entries:

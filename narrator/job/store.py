@@ -12,13 +12,16 @@ Layout, under ``jobs/{job_id}/``::
     manifest.json             the staged job (:class:`Manifest`)
     staged/{chunks}           marker: staged; the chunk count is in the key
     voices/{speaker}.wav      a speaker's normalised voice
+    cover                     a book's cover image (a ``document`` job)
     chunks/{index:05d}.flac   a chunk's audio
     done/{index:05d}-{ms}-{c|s}  marker: a chunk is done (its seconds, from the cache or synthesized)
     checks/{index:05d}-{n}.json   a checked chunk's attempt n (:class:`~narrator.verify.ChunkCheck`)
     checks/{index:05d}.json       the chunk's verdict: the attempt kept (:class:`~narrator.job.verify.Verdict`)
     work/joined.{fmt}         marker: the chunks are joined; work/captions.{srt,vtt} beside it,
-                              and work/verification.json, work/{words,phrases}.{srt,vtt} when checked
+                              and work/verification.json, work/{words,phrases}.{srt,vtt} when checked,
+                              work/chapters.json for a book (its chapters' times in the file)
     output.{fmt}, output.srt, output.vtt   the published job (output.words.srt, ... when checked)
+    chapters/{n:03d}.{fmt}    a book's chapter n as a file of its own (``output.split: chapters``)
     result.json               marker: SUCCESS; the :class:`~narrator.result.JobResult` record
     error.json                marker: FAILURE; the job's first failure (:class:`ErrorRecord`)
     cancelled                 marker: CANCELLED
@@ -49,6 +52,7 @@ JOBS_PREFIX = "jobs/"
 CACHE_PREFIX = "cache/"
 JOB_ID = re.compile(r"^[a-f0-9]{32}$")
 INLINE_AUDIO = "<inline audio>"
+INLINE_DOCUMENT = "<inline document>"
 """What the manifest keeps of a voice given inline: the audio itself is under voices/."""
 
 
@@ -86,6 +90,28 @@ class ChunkEntry(BaseModel):
     """This chunk's own settings (an SSML prosody rate); None: the job's."""
     digest: str
     """Content hash of everything that decides this chunk's audio."""
+    chapter: int | None = None
+    """A book's chunk: its chapter (0-based in ``Manifest.book.chapters``)."""
+
+
+class ChapterInfo(BaseModel):
+    title: str
+    number: int
+    """1-based in the whole book."""
+    words: int
+    first_chunk: int
+    """The manifest's index of the chapter's first chunk."""
+
+
+class BookInfo(BaseModel):
+    """A ``document`` job's book: what the output's tags and chapter marks come from."""
+
+    title: str
+    author: str
+    language: str | None = None
+    cover_type: str | None = None
+    """The cover's media type; None: no cover (else it is stored at ``JobStore.cover_key``)."""
+    chapters: list[ChapterInfo]
 
 
 class Manifest(BaseModel):
@@ -110,6 +136,7 @@ class Manifest(BaseModel):
     """The request's ``verify``, else the model's: whether chunks are checked (narrator.job.verify)."""
     verify_attempts: int = 1
     """Syntheses of one chunk at most ("retry"; 1 otherwise)."""
+    book: BookInfo | None = None
 
 
 def stored_request(request: JobRequest) -> JobRequest:
@@ -125,8 +152,16 @@ def stored_request(request: JobRequest) -> JobRequest:
             "voice": request.voice and keep(request.voice),
             "reference_audio": request.reference_audio and keep(request.reference_audio),
             "voices": request.voices and {k: keep(v) for k, v in request.voices.items()},
+            "document": request.document and _kept_document(request.document),
         }
     )
+
+
+def _kept_document(value: str) -> str:
+    """A URL or ``store:KEY`` as given; base64 bytes as a placeholder (the book is in the manifest)."""
+    if value.strip().lower().startswith(("http://", "https://", "store:")):
+        return value
+    return INLINE_DOCUMENT
 
 
 class Done(BaseModel):
@@ -239,6 +274,17 @@ class JobStore:
 
     def voice_key(self, speaker: int) -> str:
         return self.prefix + f"voices/{speaker}.wav"
+
+    @property
+    def cover_key(self) -> str:
+        return self.prefix + "cover"
+
+    @property
+    def chapters_key(self) -> str:
+        return self.prefix + "work/chapters.json"
+
+    def chapter_file_key(self, number: int, fmt: str) -> str:
+        return self.prefix + f"chapters/{number:03d}.{fmt}"
 
     def chunk_key(self, index: int) -> str:
         return self.prefix + f"chunks/{index:05d}.flac"

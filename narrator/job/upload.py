@@ -6,7 +6,7 @@ import logging
 import time
 
 from ..errors import ObjectNotFound
-from ..result import JobResult, Metrics, Verification
+from ..result import ChapterResult, JobResult, Metrics, Verification
 from ..settings import Settings
 from ..storage import ObjectStore
 from .delivery import delivery
@@ -50,10 +50,28 @@ def publish(
         captions_url=store.presigned_url(captions["vtt"], expires),
         captions={kind: store.presigned_url(key, expires) for kind, key in captions.items()},
         verification=_verification(job, manifest),
+        title=manifest.book.title if manifest.book else None,
+        author=manifest.book.author if manifest.book else None,
+        chapters=_chapters(job, manifest, expires),
     )
     record = job.save_result(result)
     log.info("published", extra={"job_id": job.job_id, "key": final, "seconds": result.duration_seconds})
     return record
+
+
+def _chapters(job: JobStore, manifest: Manifest, expires: int) -> list[ChapterResult]:
+    if manifest.book is None:
+        return []
+    chapters = [ChapterResult.model_validate(c) for c in job.get_json(job.chapters_key)]
+    if manifest.request.output.split != "chapters":
+        return chapters
+    out = []
+    for chapter in chapters:
+        key = job.chapter_file_key(chapter.number, manifest.format)
+        captions = job.chapter_file_key(chapter.number, "vtt")
+        out.append(chapter.model_copy(update={"key": key, "url": job.objects.presigned_url(key, expires),
+                                              "captions_url": job.objects.presigned_url(captions, expires)}))
+    return out
 
 
 def _verification(job: JobStore, manifest: Manifest) -> Verification | None:

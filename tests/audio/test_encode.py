@@ -30,6 +30,6 @@ def test_encode_round_trips(fmt: str, rate: int, written: int, tolerance: float,
 
 
 def test_unknown_format() -> None:
-    assert FORMATS == ("wav", "flac", "mp3", "opus")
+    assert FORMATS == ("wav", "flac", "mp3", "opus", "m4b")
     with pytest.raises(AudioError, match="format: 'ogg'"):
         encode(Audio(np.zeros(100, np.float32), 24000), "ogg")
