@@ -3,7 +3,6 @@ goes on; without persistence the job is lost, and whoever waits for it says so b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -96,7 +95,7 @@ def start_cli(settings: Settings, text: str, log: Path) -> subprocess.Popen[byte
 def run_handler(settings: Settings, text: str) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     job = {"id": "req-volatile", "input": {"text": text, "model": "vibevoice-large", "timeout": DEADLINE}}
-    out = asyncio.run(runpod_handler.handler(job))
+    out = runpod_handler.handler(job)
     return out, time.monotonic() - started
 
 
