@@ -33,8 +33,9 @@ Row = tuple[str, float | None, str, float | None, float | None]
 
 
 def _child(mode: str, hours: float, out: Path) -> dict[str, float]:
+    from narrator.audio.book_meta import BookTags, ChapterMark
     from narrator.audio.encode import open_sink
-    from narrator.audio.m4b import BookTags, ChapterMark, M4bSink, read_chapters
+    from narrator.audio.m4b import M4bSink, read_chapters
 
     if mode == "idle":
         return {"rss_mb": _peak_rss_mb()}

@@ -3,6 +3,7 @@
 Pure functions over numpy and soundfile: no Celery, no storage.
 """
 
+from .book_meta import BookTags, ChapterMark
 from .captions import Cue, srt, webvtt
 from .decode import Source, decode, flac_seconds, read_audio
 from .dsp import resample
@@ -10,7 +11,6 @@ from .encode import FORMATS, content_type, encode, output_rate
 from .join import DEFAULT_PAUSES_MS, ChunkIn, ChunkSpan, Joiner, JoinOptions, JoinReport, join, join_files, plain_copy
 from .limiter import limit, true_peak_envelope
 from .loudness import integrated_loudness
-from .m4b import BookTags, ChapterMark
 from .voice import normalise_decoded, normalise_voice, validate_voice
 
 __all__ = [

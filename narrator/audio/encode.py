@@ -17,8 +17,9 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError
+from .book_meta import BookTags
 from .dsp import resample
-from .m4b import AAC_RATES, BookTags, M4bSink
+from .m4b import AAC_RATES, M4bSink
 from .types import Audio
 
 FORMATS = ("wav", "flac", "mp3", "opus", "m4b")

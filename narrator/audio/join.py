@@ -23,12 +23,13 @@ from types import TracebackType
 import numpy as np
 
 from ..errors import AudioError
+from .book_meta import BookTags, ChapterMark
 from .decode import Source, read_audio
 from .dsp import db_to_gain, fade_edges, resample, silence_threshold, sound_bounds
 from .encode import DEFAULT_MP3_KBPS, Sink, Target, check_format, open_sink, output_rate
 from .limiter import limit
 from .loudness import integrated_loudness
-from .m4b import BookTags, ChapterMark, M4bSink
+from .m4b import M4bSink
 from .types import Audio
 
 log = logging.getLogger(__name__)

@@ -261,7 +261,7 @@ def _format_for(output: Path | None) -> str | None:
 
 def _download_chapters(handle: jobs.JobHandle, result: Any, output: Path) -> Path:
     """A split book's chapter files, in a folder beside ``output``: ``book_chapters/03 - Title.m4b``."""
-    from ..audio.m4b import chapter_name
+    from ..audio.book_meta import chapter_name
 
     folder = output.with_name(f"{output.stem}_chapters")
     folder.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,7 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
         chunks = _chunks(str(request.text), request, model)
     else:
         book = plan_book(request, settings)
+        request = in_book_language(request, book, model)
         chunks, chapter_of = chunk_book(book, request, model)
     if not any(c.spoken.strip() for c in chunks):
         raise InvalidRequest("nothing to speak", field="text" if book is None else "document")
@@ -124,6 +125,15 @@ def _chunks(text: str, request: JobRequest, model: ModelSpec) -> list[Chunk]:
         ssml=request.ssml,
         language=request.language,
     )
+
+
+def in_book_language(request: JobRequest, book: BookPlan, model: ModelSpec) -> JobRequest:
+    """A request that names no language reads a book in the book's own (its OPF says), when the
+    model speaks it: numbers, the speech check and chunking then follow the book."""
+    spoken = (book.language or "").split("-")[0].lower()
+    if "language" in request.model_fields_set or not spoken or spoken not in model.languages:
+        return request
+    return request.model_copy(update={"language": spoken})
 
 
 def chunk_book(book: BookPlan, request: JobRequest, model: ModelSpec) -> tuple[list[Chunk], list[int]]:

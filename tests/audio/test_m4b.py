@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from mutagen.mp4 import MP4, Atoms, MP4Cover
 
+from narrator.audio.book_meta import BookTags, ChapterMark, chapter_name
 from narrator.audio.encode import FORMATS, content_type, encode, open_sink, output_rate
-from narrator.audio.m4b import AAC_FRAME, BookTags, ChapterMark, M4bSink, chapter_name, read_chapters
+from narrator.audio.m4b import AAC_FRAME, M4bSink, read_chapters
 from narrator.audio.types import Audio
 from narrator.errors import AudioError
 
