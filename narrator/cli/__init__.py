@@ -21,9 +21,6 @@ from .progress_bar import ChapterLine, ProgressBar
 #: ``narrator worker --pool threads``: chunks in flight per process when --concurrency is not given.
 THREADS_DEFAULT = 32
 EXTENSIONS = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".opus": "opus", ".ogg": "opus", ".m4b": "m4b"}
-#: A file of these is sent as a ``document`` (a book: chapters, titles, tags), not as text.
-DOCUMENT_SUFFIXES = {".epub": "epub", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
-                     ".markdown": "markdown"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,18 +167,19 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _text_or_document(args: argparse.Namespace) -> dict[str, Any]:
     """``{"text": ...}``, or for a book file ``{"document": <base64>, ...}`` with the book options."""
-    path = _document_path(args)
-    if path is None:
+    found = _document_path(args)
+    if found is None:
         if args.chapters or args.split or args.keep_matter or args.no_titles:
             raise InvalidRequest("--chapters, --split, --keep-matter and --no-titles are for a book file "
                                  "(.epub, .html, .md, or .txt)", field="--chapters")
         return {"text": _read_text(args)}
+    path, kind = found
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}", field="file") from None
     request: dict[str, Any] = {"document": base64.b64encode(data).decode(),
-                               "document_format": DOCUMENT_SUFFIXES.get(path.suffix.lower(), "text")}
+                               "document_format": kind}
     if args.chapters:
         request["chapters"] = args.chapters
     book: dict[str, bool] = {}
@@ -194,18 +192,24 @@ def _text_or_document(args: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
-def _document_path(args: argparse.Namespace) -> Path | None:
-    """The book file named (positionally or by --file), when the input is one."""
+def _document_path(args: argparse.Namespace) -> tuple[Path, str] | None:
+    """The book file named (positionally or by --file) and its kind, when the input is one."""
     name = args.file if args.file is not None else args.text
     if name is None or str(name) == "-" or (args.file is not None and args.text is not None):
         return None
     path = Path(str(name)).expanduser()
-    suffix = path.suffix.lower()
-    if args.file is None and (suffix not in DOCUMENT_SUFFIXES or not path.is_file()):
+    if not path.suffix:
+        return None
+    from ..documents import EXTENSIONS  # the readers load only when a file is named
+
+    # A file of a book's kind is sent as a ``document`` (chapters, titles, tags); a .txt only when asked.
+    kind = EXTENSIONS.get(path.suffix.lower())
+    book_file = kind is not None and kind != "text"
+    if args.file is None and (not book_file or not path.is_file()):
         return None  # positional text that is not a book file is the text itself
     wants_book = args.chapters or args.split or args.format == "m4b" or _suffix(args) == ".m4b"
-    if suffix in DOCUMENT_SUFFIXES or (suffix == ".txt" and wants_book):
-        return path
+    if book_file or (kind == "text" and wants_book):
+        return path, kind or "text"
     return None
 
 

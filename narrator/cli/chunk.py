@@ -74,25 +74,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _is_book(args: argparse.Namespace) -> bool:
-    suffix = Path(args.file).suffix.lower()
-    return suffix in (".epub", ".html", ".htm", ".xhtml", ".md", ".markdown") or (
-        suffix == ".txt" and bool(args.chapters or args.keep_matter))
+    from ..documents import EXTENSIONS  # the readers load only for a book
+
+    kind = EXTENSIONS.get(Path(args.file).suffix.lower())
+    return kind not in (None, "text") or (kind == "text" and bool(args.chapters or args.keep_matter))
 
 
 def chapters(args: argparse.Namespace, settings: Settings) -> int:
     """A book's chapters as a job would read them: number, words, estimated time, title."""
-    from ..documents import DocumentLimits, read_document, select_chapters
+    from ..job.book import read_book
 
     try:
         spec = _model(settings, args.model or settings.default_model)
-        data = Path(args.file).read_bytes()
-        book = read_document(data, name=Path(args.file).name, keep_matter=args.keep_matter,
-                             limits=DocumentLimits(max_bytes=settings.max_document_bytes))
-        numbers = list(range(1, len(book.chapters) + 1))
-        if args.chapters:
-            chosen = select_chapters(book, args.chapters)
-            numbers = [book.chapters.index(c) + 1 for c in chosen.chapters]
-            book = chosen
+        book, numbers = read_book(Path(args.file).read_bytes(), name=Path(args.file).name,
+                                  keep_matter=args.keep_matter, chapters=args.chapters,
+                                  max_bytes=settings.max_document_bytes)
     except OSError as exc:
         print(f"narrator chunk: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2

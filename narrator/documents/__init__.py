@@ -17,11 +17,14 @@ from .html import read_html
 from .markdown import read_markdown
 from .plain import plain_chapters
 from .refuse import refused
-from .select import select_chapters
-from .sniff import KINDS, sniff
+from .select import chapter_numbers, select_chapters
+from .sniff import EXTENSIONS, KINDS, sniff
 from .types import Book, Chapter, ChapterKind, DocumentLimits
 
-__all__ = ["KINDS", "Book", "Chapter", "ChapterKind", "DocumentLimits", "read_document", "select_chapters"]
+__all__ = [
+    "EXTENSIONS", "KINDS", "Book", "Chapter", "ChapterKind", "DocumentLimits", "chapter_numbers", "read_document",
+    "select_chapters",
+]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # what a JobRequest's text refuses
 

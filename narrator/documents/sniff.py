@@ -12,7 +12,7 @@ _ZIP = (b"PK\x03\x04", b"PK\x05\x06")
 _HTML = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
                    re.IGNORECASE | re.DOTALL)  # fmt: skip
 _MD_HEADING = re.compile(rb"^#{1,2}[ \t]+\S", re.MULTILINE)
-_BY_EXTENSION = {".epub": "epub", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
+EXTENSIONS = {".epub": "epub", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
                  ".markdown": "markdown", ".txt": "text"}  # fmt: skip
 NOT_READ = "is not a document narrator reads (EPUB, HTML, Markdown or plain text)"
 
@@ -25,7 +25,7 @@ def sniff(data: bytes, name: str) -> str:
     head = data[:4096].removeprefix(b"\xef\xbb\xbf")
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise refused(name, NOT_READ)
-    by_name = _BY_EXTENSION.get(posixpath.splitext(name.lower())[1])
+    by_name = EXTENSIONS.get(posixpath.splitext(name.lower())[1])
     if by_name == "epub":
         raise refused(name, "is not a zip archive, as an EPUB is")
     if by_name in ("html", "markdown"):

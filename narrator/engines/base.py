@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,26 @@ class SynthesisInput:
     they are; a setting absent here is left to the model itself."""
     job_id: str = ""
     index: int = 0
+
+
+class CancelledJobs:
+    """The jobs an engine was told to cancel, lately: a chunk of one that was waiting (for the engine,
+    or for its request to be sent) must not start after the cancel. Thread-safe; recent ones suffice."""
+
+    def __init__(self, kept: int = 256) -> None:
+        self._kept = kept
+        self._jobs: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs[job_id] = None
+            while len(self._jobs) > self._kept:
+                self._jobs.popitem(last=False)
+
+    def __contains__(self, job_id: object) -> bool:
+        with self._lock:
+            return bool(job_id) and job_id in self._jobs
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,12 @@ from ..errors import AudioError, EngineFailed, InvalidRequest, JobCancelled, Mod
 from ..models import ModelSpec
 from ..settings import Settings
 from . import resolve_params
-from .base import Clip, Engine, SynthesisInput, Voice
+from .base import CancelledJobs, Clip, Engine, SynthesisInput, Voice
 
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "Hello. This short sentence warms the model up before the first chunk."
 UNREACHABLE_HINT = "start it, or set NARRATOR_COMFY_URL to a running server"
-#: Cancelled job ids an engine remembers (so their waiting chunks do not start): recent ones suffice.
-_CANCELLED_KEPT = 256
 
 
 class ComfyEngine(Engine):
@@ -67,10 +64,9 @@ class ComfyEngine(Engine):
         self._job: str | None = None
         self._prompt: str | None = None
         self._cancel = threading.Event()
-        # Jobs cancelled while this engine served them: a chunk of one that was waiting for the lock
-        # (threads sharing the engine: in-process runs, a RunPod endpoint) must not start after it.
-        self._cancelled: OrderedDict[str, None] = OrderedDict()
-        self._cancelled_lock = threading.Lock()
+        # Threads share the engine (in-process runs, a RunPod endpoint): a chunk waiting for the lock
+        # must not start after its job was cancelled.
+        self._cancelled = CancelledJobs()
 
     @property
     def client(self) -> ComfyClient:
@@ -107,7 +103,7 @@ class ComfyEngine(Engine):
         """The bytes and file name of the audio the prompt for ``item`` saved."""
         deadline = Deadline(self.settings.comfy_timeout)
         with self._lock:
-            if self._was_cancelled(item.job_id):
+            if item.job_id in self._cancelled:
                 raise JobCancelled(f"job {item.job_id}: cancelled")
             # A fresh event before the job id: a cancel that sees this job sets this chunk's event.
             self._cancel = threading.Event()
@@ -130,10 +126,7 @@ class ComfyEngine(Engine):
     def cancel(self, job_id: str) -> None:
         if not job_id:
             return
-        with self._cancelled_lock:
-            self._cancelled[job_id] = None
-            while len(self._cancelled) > _CANCELLED_KEPT:
-                self._cancelled.popitem(last=False)
+        self._cancelled.add(job_id)
         if job_id != self._job:
             return
         self._cancel.set()
@@ -144,10 +137,6 @@ class ComfyEngine(Engine):
 
     def close(self) -> None:
         self._client.close()
-
-    def _was_cancelled(self, job_id: str) -> bool:
-        with self._cancelled_lock:
-            return bool(job_id) and job_id in self._cancelled
 
     # -- one chunk --------------------------------------------------------------------
 

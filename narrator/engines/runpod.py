@@ -45,7 +45,7 @@ from ..runpod.client import RunPodClient, finished
 from ..runpod.client_types import IN_QUEUE, RemoteJob
 from ..settings import Settings
 from ..storage import ObjectStore, open_store
-from .base import Clip, Engine, SynthesisInput
+from .base import CancelledJobs, Clip, Engine, SynthesisInput
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class RunPodEngine(Engine):
         self._lock = threading.Lock()
         self._in_flight: dict[str, set[str]] = {}
         """narrator job id -> the RunPod job ids of its chunks this process knows are away."""
-        self._cancelled: set[str] = set()
+        self._cancelled = CancelledJobs()
         self._wakes: dict[str, threading.Event] = {}
         """narrator job id -> the event its chunks' polls wait on; set by :meth:`cancel`."""
         self._typical: float | None = None

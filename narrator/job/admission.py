@@ -14,14 +14,12 @@ by stage-input itself.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib.util
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import audio
 from ..audio.types import Audio
@@ -31,8 +29,11 @@ from ..errors import AudioError, FetchError, InvalidRequest
 from ..models import ModelRegistry, ModelSpec
 from ..request import JobRequest, VoiceInput
 from ..settings import Settings
-from .book import BookPlan, plan_book
 from .fetch import check_url
+from .inline import inline_bytes
+
+if TYPE_CHECKING:
+    from .book import BookPlan
 
 FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 #: What a ``data:`` URI's media type promises; the content must keep the promise.
@@ -105,6 +106,8 @@ def admit(data: Any, settings: Settings, registry: ModelRegistry) -> Admitted:
     if request.document is None:
         chunks = _chunks(str(request.text), request, model)
     else:
+        from .book import plan_book  # the document readers load only for a book (markdown-it, ...)
+
         book = plan_book(request, settings)
         request = in_book_language(request, book, model)
         chunks, chapter_of = chunk_book(book, request, model)
@@ -227,21 +230,9 @@ def check_voice(voice: VoiceInput, settings: Settings) -> Audio | None:
 
 
 def decode_base64(voice: VoiceInput, settings: Settings) -> bytes:
-    value = voice.value
-    if value.startswith("data:"):
-        _, _, value = value.partition(",")
-    # Cap before decoding: base64 is 4 characters per 3 bytes.
-    if len(value) > settings.max_voice_bytes * 4 // 3 + 4:
-        raise InvalidRequest(f"voice is larger than {settings.max_voice_bytes} bytes", field=voice.field)
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        # voice and voices.N take three kinds of value; say which, or "../x" reads as a base64 problem.
-        hint = "" if voice.field == "reference_audio" else " (a voice is an http(s) URL, a stored voice name or base64)"
-        raise InvalidRequest(f"not valid base64{hint}", field=voice.field) from None
-    if not data:
-        raise InvalidRequest("decodes to nothing", field=voice.field)
-    return data
+    # voice and voices.N take three kinds of value; say which, or "../x" reads as a base64 problem.
+    hint = "" if voice.field == "reference_audio" else " (a voice is an http(s) URL, a stored voice name or base64)"
+    return inline_bytes(voice.value, field=voice.field, max_bytes=settings.max_voice_bytes, what="voice", hint=hint)
 
 
 def declared_format(voice: VoiceInput) -> str | None:

@@ -7,18 +7,17 @@ chunk spans two chapters, and the pause before a chapter is the request's ``chap
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..documents import Book, DocumentLimits, read_document, select_chapters
+from ..documents import Book, DocumentLimits, chapter_numbers, read_document
 from ..errors import InvalidRequest, ObjectNotFound
 from ..request import JobRequest
 from ..settings import Settings
 from ..storage import ObjectStore
 from .fetch import fetch
+from .inline import inline_bytes
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +54,20 @@ def plan_book(request: JobRequest, settings: Settings, store: ObjectStore | None
     """The request's document, read and laid out; InvalidRequest names ``document`` or ``chapters``."""
     assert request.document is not None
     data = document_bytes(request.document, settings, store)
-    limits = DocumentLimits(max_bytes=settings.max_document_bytes)
-    book = read_document(data, name=_name(request.document), kind=request.document_format,
-                         keep_matter=request.book.keep_matter, limits=limits, headings=request.book.headings)
-    numbers = list(range(1, len(book.chapters) + 1))
-    if request.chapters:
-        chosen = select_chapters(book, request.chapters)
-        numbers = [book.chapters.index(c) + 1 for c in chosen.chapters]
-        book = chosen
+    book, numbers = read_book(data, name=_name(request.document), kind=request.document_format,
+                              keep_matter=request.book.keep_matter, headings=request.book.headings,
+                              chapters=request.chapters, max_bytes=settings.max_document_bytes)
     return _laid_out(book, numbers, request.book.speak_titles)
+
+
+def read_book(data: bytes, *, name: str, kind: str | None = None, keep_matter: bool = False,
+              headings: str | None = None, chapters: str | None = None, max_bytes: int) -> tuple[Book, list[int]]:
+    """The book in ``data`` cut to the ``chapters`` picked (all when None), and their 1-based numbers
+    in the whole book: what a job speaks and what ``narrator chunk`` lists, read the same way."""
+    book = read_document(data, name=name, kind=kind, keep_matter=keep_matter,
+                         limits=DocumentLimits(max_bytes=max_bytes), headings=headings)
+    picked = chapter_numbers(chapters, len(book.chapters)) if chapters else range(len(book.chapters))
+    return replace(book, chapters=tuple(book.chapters[i] for i in picked)), [i + 1 for i in picked]
 
 
 def document_bytes(value: str, settings: Settings, store: ObjectStore | None) -> bytes:
@@ -73,7 +77,8 @@ def document_bytes(value: str, settings: Settings, store: ObjectStore | None) ->
                      connect_timeout=min(10.0, settings.fetch_timeout), total_timeout=settings.fetch_timeout)
     if value.startswith(_STORED):
         return _stored(value.removeprefix(_STORED), settings, store)
-    return _decoded(value, settings.max_document_bytes)
+    return inline_bytes(value, field=FIELD, max_bytes=settings.max_document_bytes, what="the document",
+                        hint=" (a document is base64, an http(s) URL, or store:KEY)")
 
 
 def _stored(key: str, settings: Settings, store: ObjectStore | None) -> bytes:
@@ -89,21 +94,6 @@ def _stored(key: str, settings: Settings, store: ObjectStore | None) -> bytes:
         raise InvalidRequest(f"no object {key!r} in storage (NARRATOR_STORAGE_URL)", field=FIELD) from None
     if len(data) > settings.max_document_bytes:
         raise InvalidRequest(f"is larger than {settings.max_document_bytes} bytes", field=FIELD)
-    return data
-
-
-def _decoded(value: str, max_bytes: int) -> bytes:
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
-    if len(value) > max_bytes * 4 // 3 + 4:  # base64 is 4 characters per 3 bytes: cap before decoding
-        raise InvalidRequest(f"is larger than {max_bytes} bytes", field=FIELD)
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("is not valid base64 (a document is base64, an http(s) URL, or store:KEY)",
-                             field=FIELD) from None
-    if not data:
-        raise InvalidRequest("decodes to nothing", field=FIELD)
     return data
 
 

@@ -35,6 +35,7 @@ def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
             job.get_chunk_file(entry.index, path)
             paths.append(path)
         out = folder / f"joined.{manifest.format}"
+        options = book_options(manifest, job)
         report = audio.join_files(
             paths,
             out,
@@ -42,12 +43,12 @@ def join_job(manifest: Manifest, store: ObjectStore) -> Joined:
             pauses_ms=[entry.pause_ms for entry in manifest.chunks],
             fmt=manifest.format,
             sample_rate=manifest.sample_rate,
-            options=book_options(manifest, job),
+            options=options,
         )
-        if manifest.book is not None:
+        if options is not None:
             job.put_json(job.chapters_key, chapters_record(manifest, report))
             if manifest.request.output.split == "chapters":
-                split_chapters(manifest, job, paths, folder)
+                split_chapters(manifest, job, paths, folder, options.tags)
         key = job.put_joined(out, manifest.format, audio.content_type(manifest.format))
     cues = [
         (start, end, entry.caption or entry.text)
@@ -83,21 +84,20 @@ def chapters_record(manifest: Manifest, report: audio.JoinReport) -> list[dict[s
     ]
 
 
-def split_chapters(manifest: Manifest, job: JobStore, paths: list[Path], folder: Path) -> None:
-    """Each chapter joined on its own, as chapters/{n}.{fmt}: the same pauses, levels and tags."""
+def split_chapters(manifest: Manifest, job: JobStore, paths: list[Path], folder: Path,
+                   tags: audio.BookTags | None) -> None:
+    """Each chapter joined on its own, as chapters/{n}.{fmt}: the same pauses, levels and the book's
+    tags (the cover read once, for the whole book's join), titled as the chapter."""
     assert manifest.book is not None
     firsts = [c.first_chunk for c in manifest.book.chapters]
-    options = book_options(manifest, job)
     for chapter, first, end in zip(manifest.book.chapters, firsts, [*firsts[1:], len(paths)], strict=True):
         entries = manifest.chunks[first:end]
         out = folder / f"chapter-{chapter.number:03d}.{manifest.format}"
-        tags = options.tags if options is not None and options.tags is not None else None
-        if tags is not None:
-            tags = replace(tags, title=f"{chapter.title or f'Chapter {chapter.number}'}")
+        own = replace(tags, title=chapter.title or f"Chapter {chapter.number}") if tags is not None else None
         report = audio.join_files(
             paths[first:end], out, boundaries=[e.boundary for e in entries], pauses_ms=[e.pause_ms for e in entries],
             fmt=manifest.format, sample_rate=manifest.sample_rate,
-            options=audio.JoinOptions(tags=tags),
+            options=audio.JoinOptions(tags=own),
         )
         job.objects.put_file(job.chapter_file_key(chapter.number, manifest.format), out,
                              audio.content_type(manifest.format))
